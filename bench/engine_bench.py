@@ -1,0 +1,97 @@
+"""Section 1: the engine alone, in process.
+
+Throughput comes from a run with no per-command timing (so timer calls do not inflate it); latency
+from process_timed over the same workload on a fresh engine built from the same setup.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.stats import latency_summary, rate
+from bench.workload import Workload
+
+CHUNK = 65_536  # commands per process() call: bounds the engine's event buffer, as a sequencer would
+
+
+def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def load_engine(setup: np.ndarray):  # -> Engine; imported lazily so workload-only use needs no build
+    from core_cython.engine import Engine
+
+    eng = Engine()
+    cmds = setup.copy()  # the engine stamps seq in place: keep the workload pristine
+    for s in chunks(cmds.size):
+        eng.process(cmds[s])
+    return eng
+
+
+@dataclass
+class EngineResult:
+    commands: int
+    events: int
+    seconds: float
+    latency_ns: dict[str, int]
+    timed_seconds: float
+    live_orders_start: int
+    live_orders_end: int
+    same_state: bool  # both runs ended in the same state (determinism check)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "commands": self.commands,
+            "events": self.events,
+            "seconds": self.seconds,
+            "commands_per_s": rate(self.commands, self.seconds),
+            "events_per_s": rate(self.events, self.seconds),
+            "latency_ns": self.latency_ns,
+            "timed_run_seconds": self.timed_seconds,
+            "live_orders_start": self.live_orders_start,
+            "live_orders_end": self.live_orders_end,
+            "same_state": self.same_state,
+        }
+
+
+def run_engine(wl: Workload) -> EngineResult:
+    n = wl.commands.size
+    # Untimed: the preloaded engines and copies of the stream for both runs.
+    eng = load_engine(wl.setup)
+    live_start = eng.live_orders()
+    eng_timed = load_engine(wl.setup)
+    cmds, cmds_timed = wl.commands.copy(), wl.commands.copy()
+    lat = np.zeros(n, dtype=np.int64)
+    slices = list(chunks(n))
+
+    gc.disable()  # nothing in the loops allocates Python objects worth collecting
+    try:
+        events = 0
+        t0 = time.perf_counter()
+        for s in slices:
+            events += eng.process(cmds[s])
+        seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        for s in slices:
+            eng_timed.process_timed(cmds_timed[s], lat[s])
+        timed_seconds = time.perf_counter() - t0
+    finally:
+        gc.enable()
+
+    return EngineResult(
+        commands=n,
+        events=events,
+        seconds=seconds,
+        latency_ns=latency_summary(lat),
+        timed_seconds=timed_seconds,
+        live_orders_start=live_start,
+        live_orders_end=eng.live_orders(),
+        same_state=eng.state_hash() == eng_timed.state_hash(),
+    )

@@ -1,0 +1,460 @@
+"""LMDB storage of the journal: batches of commands and events, snapshots, metadata.
+
+Layout (one LMDB environment = one directory):
+    commands   key = big-endian first cmd seq of a batch,   value = batch (journal/format.py)
+    events     key = big-endian first event seq of a batch, value = batch
+    snapshots  key = big-endian cmd seq,                    value = snapshot
+    meta       key = utf-8 name,                            value = JSON (never on the hot path)
+A group commit writes one command batch, the batch of events it produced and, sometimes, a
+snapshot in ONE write transaction: after a crash either all of them exist or none does.
+
+Durability modes (the trade-off):
+    "sync"   every commit is fsync'ed before append() returns (LMDB sync=True). A command that was
+             acknowledged after append() survives kill -9, a kernel panic and a power cut. Cost: one
+             fsync per batch, so throughput comes from batching: the fsync is paid per batch, not
+             per event (thousands of events per batch reach several hundred thousand events/s).
+    "async"  commits are written to the OS page cache without fsync (sync=False, metasync=False);
+             env.sync() runs every `sync_interval_s` (checked on append), on flush() and on close().
+             kill -9 of the process still loses nothing committed (the data is in the kernel), but
+             an OS crash or power cut loses up to the last interval and, per LMDB's documentation
+             of MDB_NOSYNC, may leave the database unusable. Faster per batch, and small batches
+             stay cheap; use it when a hot standby holds the events, or for tests and benchmarks.
+
+One process may write a journal at a time (an flock on <dir>/writer.lock); readers may open it
+read-only at any time. An environment must not be used across fork(): every method checks the pid.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import lmdb
+import numpy as np
+
+from journal.errors import (
+    JournalCorruptError,
+    JournalError,
+    JournalFullError,
+    JournalLockedError,
+    JournalNotFoundError,
+)
+from journal.format import (
+    FORMAT_VERSION,
+    RECORD_DTYPES,
+    BatchHeader,
+    RecordKind,
+    SnapshotHeader,
+    batch_records,
+    decode_batch_header,
+    decode_snapshot,
+    encode_batch,
+    encode_snapshot,
+    key_seq,
+    seq_key,
+)
+
+Durability = Literal["sync", "async"]
+
+DEFAULT_MAP_SIZE = 1 << 40  # only address space (the file grows as data is written): 1 TiB
+DEFAULT_MAX_MAP_SIZE = 1 << 44
+DEFAULT_SYNC_INTERVAL_S = 0.05
+
+META_FORMAT = "format"
+META_DURABILITY = "durability"
+META_INSTRUMENTS = "instruments"  # {symbol id: {"name": ..., ...}} for the edges; the engine never reads it
+
+_DB_NAMES = {RecordKind.COMMANDS: b"commands", RecordKind.EVENTS: b"events"}
+_SNAPSHOTS_DB = b"snapshots"
+_META_DB = b"meta"
+_DATA_FILE = "data.mdb"
+_WRITER_LOCK_FILE = "writer.lock"
+
+
+def _format_meta() -> dict[str, int]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "command_size": RECORD_DTYPES[RecordKind.COMMANDS].itemsize,
+        "event_size": RECORD_DTYPES[RecordKind.EVENTS].itemsize,
+    }
+
+
+class Journal:
+    """An LMDB event-sourcing journal. Open for writing (the default) or with readonly=True."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        durability: Durability = "sync",
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = DEFAULT_MAX_MAP_SIZE,
+        sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+    ) -> None:
+        if durability not in ("sync", "async"):
+            raise ValueError(f"durability must be 'sync' or 'async', not {durability!r}")
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.durability: Durability = durability
+        self.max_map_size = max(max_map_size, map_size)
+        self.sync_interval_s = sync_interval_s
+        self._pid = os.getpid()
+        self._lock_fd: int | None = None
+        self._env: lmdb.Environment | None = None
+        self._last_sync = time.monotonic()
+        if readonly:
+            self._open_readonly(map_size)
+        else:
+            self._open_writer(map_size)
+        self._last_cmd_seq = self._scan_last_seq(RecordKind.COMMANDS)
+        self._last_event_seq = self._scan_last_seq(RecordKind.EVENTS)
+
+    # ---------------------------------------------------------------- opening and closing
+
+    def _open_readonly(self, map_size: int) -> None:
+        if not os.path.isfile(os.path.join(self.path, _DATA_FILE)):
+            raise JournalNotFoundError(f"no journal at {self.path} (missing {_DATA_FILE})")
+        try:
+            # A read-only open maps at least the stored map size, whatever we pass.
+            self._env = lmdb.open(self.path, readonly=True, max_dbs=4, map_size=min(map_size, 1 << 30))
+            self._dbs = {kind: self._env.open_db(name, create=False) for kind, name in _DB_NAMES.items()}
+            self._snapshots_db = self._env.open_db(_SNAPSHOTS_DB, create=False)
+            self._meta_db = self._env.open_db(_META_DB, create=False)
+        except lmdb.NotFoundError as exc:
+            self._close_env()
+            raise JournalCorruptError(f"{self.path} is an LMDB environment but not a journal") from exc
+        except lmdb.Error as exc:
+            self._close_env()
+            raise JournalCorruptError(f"cannot open journal at {self.path}: {exc}") from exc
+        self._check_format(self.get_meta(META_FORMAT))
+
+    def _open_writer(self, map_size: int) -> None:
+        os.makedirs(self.path, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(self.path, _WRITER_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise JournalLockedError(f"journal at {self.path} is open for writing by another process") from exc
+        synced = self.durability == "sync"
+        try:
+            self._env = lmdb.open(self.path, map_size=map_size, max_dbs=4, sync=synced, metasync=synced)
+            self._env.reader_check()  # free reader slots left by killed processes
+            self._dbs = {kind: self._env.open_db(name) for kind, name in _DB_NAMES.items()}
+            self._snapshots_db = self._env.open_db(_SNAPSHOTS_DB)
+            self._meta_db = self._env.open_db(_META_DB)
+        except lmdb.Error as exc:
+            self.close()
+            raise JournalCorruptError(f"cannot open journal at {self.path}: {exc}") from exc
+        stored = self.get_meta(META_FORMAT)
+        if stored is None:
+            self.set_meta(META_FORMAT, _format_meta())
+        else:
+            self._check_format(stored)
+        if self.get_meta(META_DURABILITY) != self.durability:
+            self.set_meta(META_DURABILITY, self.durability)
+
+    def _check_format(self, stored: Any) -> None:
+        if stored != _format_meta():
+            raise JournalCorruptError(f"journal at {self.path} has an unsupported format: {stored!r}")
+
+    def _close_env(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def close(self) -> None:
+        """Flush (async mode), close the environment and release the writer lock. Idempotent."""
+        if self._env is not None and os.getpid() == self._pid:
+            if not self.readonly:
+                self._env.sync(True)
+            self._close_env()
+        self._env = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def env(self) -> lmdb.Environment:
+        """The LMDB environment, after checking it is open and belongs to this process."""
+        if self._env is None:
+            raise JournalError(f"journal at {self.path} is closed")
+        if os.getpid() != self._pid:
+            raise JournalError(f"journal at {self.path} was opened by pid {self._pid}; reopen it after fork()")
+        return self._env
+
+    # ---------------------------------------------------------------- writing
+
+    @property
+    def last_cmd_seq(self) -> int:
+        return self._last_cmd_seq
+
+    @property
+    def last_event_seq(self) -> int:
+        return self._last_event_seq
+
+    def append(
+        self,
+        commands: np.ndarray,
+        events: np.ndarray,
+        *,
+        snapshot: tuple[bytes, str] | None = None,
+    ) -> None:
+        """Group commit: one transaction with a command batch, its events and optionally a snapshot.
+
+        `commands` must continue the journal's command seqs without a gap, `events` likewise (it
+        may be empty). `snapshot` = (engine blob, state hash) of the state after these commands.
+        Returns once committed (and fsync'ed in sync mode).
+        """
+        if self.readonly:
+            raise JournalError(f"journal at {self.path} is open read-only")
+        n_cmds, n_events = len(commands), len(events)
+        if n_cmds == 0:
+            raise ValueError("a batch needs at least one command")
+        first_cmd, first_event = self._last_cmd_seq + 1, self._last_event_seq + 1
+        _check_seqs(commands["seq"], first_cmd, "command")
+        _check_seqs(events["seq"], first_event, "event")
+        last_cmd = first_cmd + n_cmds - 1
+        puts = [(self._dbs[RecordKind.COMMANDS], seq_key(first_cmd),
+                 encode_batch(RecordKind.COMMANDS, first_cmd, commands), True)]
+        if n_events:
+            puts.append((self._dbs[RecordKind.EVENTS], seq_key(first_event),
+                         encode_batch(RecordKind.EVENTS, first_event, events), True))
+        if snapshot is not None:
+            blob, state_hash = snapshot
+            value = encode_snapshot(last_cmd, first_event + n_events - 1, blob, state_hash)
+            puts.append((self._snapshots_db, seq_key(last_cmd), value, False))
+        self._write(puts)
+        self._last_cmd_seq = last_cmd
+        self._last_event_seq = first_event + n_events - 1
+        if self.durability == "async" and time.monotonic() - self._last_sync >= self.sync_interval_s:
+            self.flush()
+
+    def put_snapshot(self, blob: bytes, state_hash: str, *, cmd_seq: int, last_event_seq: int) -> None:
+        """Store a snapshot on its own (its seqs must be the journal's current ones)."""
+        if (cmd_seq, last_event_seq) != (self._last_cmd_seq, self._last_event_seq):
+            raise ValueError(f"snapshot at cmd seq {cmd_seq}/event seq {last_event_seq} does not match the "
+                             f"journal ({self._last_cmd_seq}/{self._last_event_seq})")
+        value = encode_snapshot(cmd_seq, last_event_seq, blob, state_hash)
+        self._write([(self._snapshots_db, seq_key(cmd_seq), value, False)])
+
+    def _write(self, puts: list[tuple[Any, bytes, bytes, bool]]) -> None:
+        """One write transaction; on MapFullError grow the map and retry, up to max_map_size."""
+        env = self.env
+        while True:
+            try:
+                with env.begin(write=True) as txn:
+                    for db, key, value, append in puts:
+                        if not txn.put(key, value, db=db, append=append):
+                            raise JournalCorruptError(f"key {key.hex()} is already in the journal")
+                return
+            except lmdb.MapFullError:
+                self._grow_map(sum(len(value) for _, _, value, _ in puts))
+
+    def _grow_map(self, needed: int) -> None:
+        current = self.env.info()["map_size"]
+        if current >= self.max_map_size:
+            raise JournalFullError(
+                f"journal at {self.path} is full: map_size {current} bytes reached max_map_size; "
+                "reopen with a larger max_map_size (or free disk space)"
+            )
+        self.env.set_mapsize(min(self.max_map_size, max(2 * current, current + 4 * needed)))
+
+    def flush(self) -> None:
+        """Force committed transactions to disk (a no-op cost in sync mode)."""
+        self.env.sync(True)
+        self._last_sync = time.monotonic()
+
+    # ---------------------------------------------------------------- metadata
+
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        with self.env.begin(db=self._meta_db) as txn:
+            raw = txn.get(name.encode())
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise JournalCorruptError(f"meta {name!r} is not valid JSON") from exc
+
+    def set_meta(self, name: str, value: Any) -> None:
+        if self.readonly:
+            raise JournalError(f"journal at {self.path} is open read-only")
+        self._write([(self._meta_db, name.encode(), json.dumps(value, sort_keys=True).encode(), False)])
+
+    def meta(self) -> dict[str, Any]:
+        """All metadata; a value that is not JSON is returned as the string '<invalid JSON>'."""
+        out: dict[str, Any] = {}
+        with self.env.begin(db=self._meta_db) as txn:
+            for key, raw in txn.cursor():
+                try:
+                    out[key.decode()] = json.loads(raw)
+                except ValueError:
+                    out[key.decode()] = "<invalid JSON>"
+        return out
+
+    # ---------------------------------------------------------------- reading batches
+
+    def _scan_last_seq(self, kind: RecordKind) -> int:
+        with self.env.begin(db=self._dbs[kind]) as txn, txn.cursor() as cur:
+            if not cur.last():
+                return 0
+            return decode_batch_header(cur.value(), check_crc=False).last_seq
+
+    def raw_batches(self, kind: RecordKind) -> Iterator[tuple[int, bytes]]:
+        """Every (key seq, value) of a kind, undecoded: for tools that must survive corrupt values."""
+        with self.env.begin(db=self._dbs[kind]) as txn:
+            for key, value in txn.cursor():
+                yield key_seq(key), value
+
+    def find_batch(self, kind: RecordKind, seq: int) -> BatchHeader | None:
+        """Header of the batch that holds `seq`, or None if no batch does."""
+        with self.env.begin(db=self._dbs[kind]) as txn, txn.cursor() as cur:
+            if not _seek_batch(cur, seq):
+                return None
+            header = decode_batch_header(cur.value(), check_crc=False)
+        return header if header.first_seq <= seq <= header.last_seq else None
+
+    def batches(
+        self, kind: RecordKind, start_seq: int = 1, *, check_crc: bool = True
+    ) -> Iterator[np.ndarray]:
+        """Records from `start_seq` on, one read-only array per stored batch (the first one sliced).
+
+        Validates every header, crc32 and the seq continuity between batches; raises
+        JournalCorruptError at the first problem. Holds one read transaction while iterating.
+        """
+        expected = start_seq
+        with self.env.begin(db=self._dbs[kind]) as txn, txn.cursor() as cur:
+            if not _seek_batch(cur, start_seq):
+                return
+            for key, value in cur:
+                header = decode_batch_header(value, check_crc=check_crc)
+                if header.first_seq != key_seq(key):
+                    raise JournalCorruptError(f"{kind.name.lower()} batch under key {key_seq(key)} "
+                                              f"says first seq {header.first_seq}")
+                if header.last_seq < expected:  # the batch before start_seq found by the seek
+                    continue
+                if header.first_seq > expected:
+                    raise JournalCorruptError(f"{kind.name.lower()} seqs {expected}..{header.first_seq - 1} "
+                                              "are missing")
+                yield batch_records(value, header)[expected - header.first_seq:]
+                expected = header.last_seq + 1
+
+    def read(self, kind: RecordKind, first_seq: int, last_seq: int) -> np.ndarray:
+        """A writable copy of the records first_seq..last_seq (fewer if the journal ends sooner)."""
+        want = max(0, last_seq - first_seq + 1)
+        out = np.empty(want, dtype=RECORD_DTYPES[kind])
+        filled = 0
+        if want:
+            batches = self.batches(kind, first_seq)
+            for records in batches:
+                take = min(len(records), want - filled)
+                out[filled:filled + take] = records[:take]
+                filled += take
+                if filled == want:
+                    batches.close()  # ends the read transaction now
+                    break
+        return out[:filled]
+
+    def read_commands(self, first_seq: int, last_seq: int) -> np.ndarray:
+        return self.read(RecordKind.COMMANDS, first_seq, last_seq)
+
+    def read_events(self, first_seq: int, last_seq: int) -> np.ndarray:
+        return self.read(RecordKind.EVENTS, first_seq, last_seq)
+
+    def command(self, seq: int) -> np.void:
+        """The command with this seq (seek: finds the batch that holds it); KeyError if absent."""
+        return self._one(RecordKind.COMMANDS, seq)
+
+    def event(self, seq: int) -> np.void:
+        return self._one(RecordKind.EVENTS, seq)
+
+    def _one(self, kind: RecordKind, seq: int) -> np.void:
+        records = self.read(kind, seq, seq)
+        if len(records) == 0:
+            raise KeyError(f"no {kind.name.lower()[:-1]} with seq {seq}")
+        return records[0]
+
+    def batch_count(self, kind: RecordKind) -> int:
+        with self.env.begin() as txn:
+            return txn.stat(self._dbs[kind])["entries"]
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshots(self) -> list[SnapshotHeader | JournalCorruptError]:
+        """Every stored snapshot's header, oldest first; a corrupt one appears as its error."""
+        out: list[SnapshotHeader | JournalCorruptError] = []
+        with self.env.begin(db=self._snapshots_db) as txn:
+            for key, value in txn.cursor():
+                try:
+                    header, _ = decode_snapshot(value)
+                    if header.cmd_seq != key_seq(key):
+                        raise JournalCorruptError(f"snapshot under key {key_seq(key)} says cmd seq "
+                                                  f"{header.cmd_seq}")
+                    out.append(header)
+                except JournalCorruptError as exc:
+                    out.append(exc)
+        return out
+
+    def load_snapshot(self, cmd_seq: int) -> tuple[SnapshotHeader, bytes]:
+        """The snapshot taken at cmd_seq (header, engine blob); KeyError if there is none."""
+        with self.env.begin(db=self._snapshots_db) as txn:
+            value = txn.get(seq_key(cmd_seq))
+        if value is None:
+            raise KeyError(f"no snapshot at cmd seq {cmd_seq}")
+        return decode_snapshot(value)
+
+    def latest_snapshot(self, *, at_or_before: int | None = None) -> tuple[SnapshotHeader, bytes] | None:
+        """The newest snapshot that passes its checks (older ones are tried if the newest is corrupt)."""
+        with self.env.begin(db=self._snapshots_db) as txn, txn.cursor() as cur:
+            found = cur.last() if at_or_before is None else _seek_at_or_before(cur, at_or_before)
+            while found:
+                try:
+                    header, blob = decode_snapshot(cur.value())
+                    if header.cmd_seq == key_seq(cur.key()):
+                        return header, blob
+                except JournalCorruptError:
+                    pass
+                found = cur.prev()
+        return None
+
+    # ---------------------------------------------------------------- sizes
+
+    def file_size(self) -> int:
+        return os.path.getsize(os.path.join(self.path, _DATA_FILE))
+
+    def map_size(self) -> int:
+        return self.env.info()["map_size"]
+
+
+def _check_seqs(seqs: np.ndarray, first: int, what: str) -> None:
+    """Records must carry first, first+1, ...: the journal is gap-free by construction."""
+    if len(seqs) and (seqs[0] != first or seqs[-1] != first + len(seqs) - 1
+                      or (len(seqs) > 2 and np.any(np.diff(seqs) != 1))):
+        raise JournalError(f"{what} seqs {int(seqs[0])}..{int(seqs[-1])} do not continue the journal at {first}")
+
+
+def _seek_at_or_before(cur: lmdb.Cursor, seq: int) -> bool:
+    """Position on the greatest key <= seq."""
+    if not cur.set_range(seq_key(seq)):
+        return cur.last()
+    if key_seq(cur.key()) > seq:
+        return cur.prev()
+    return True
+
+
+def _seek_batch(cur: lmdb.Cursor, seq: int) -> bool:
+    """Position on the batch that would hold `seq` (greatest first seq <= seq), else the first batch."""
+    return _seek_at_or_before(cur, seq) or cur.first()

@@ -1,0 +1,10 @@
+"""Make the repository root importable (core_cython, tests.*) however pytest is launched."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)

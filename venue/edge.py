@@ -1,0 +1,331 @@
+"""Requests in the input vocabulary (dicts of strings) <-> engine command and event records.
+
+An `Edge` owns the translation state a gateway needs: the instrument registry, and the string <->
+integer maps for order ids and accounts. A string order id keeps one integer for the whole run, so a
+cancel or replace finds its order and a finished id may be reused, as the engine allows.
+
+`encode` fills one command record. A request that is unusable as a whole (no op, unknown op, a
+cancel without id) raises `RequestError` and yields no command. A NEW that has an id but a bad
+field still becomes a command with `cmd.reject` set (MALFORMED, OFF_TICK, ...), so the engine
+emits its REJECTED event in sequence; `encode` then returns the problem text for logging.
+
+Event dicts: `type`, `seq`, `reason` (when any), then the fields in the input vocabulary. Prices and
+quantities print with the instrument's tick / lot decimals (see venue.instruments); `price` is
+absent where the engine has none (market orders). A trade's `side` is the aggressor's (taker's).
+A REJECTED event echoes the request's own fields as sent (they may be what could not be parsed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from core_cython.records import EVENT_DTYPE, EventType, Flag, Op, OrdType, Reason, Side, Stp, Tif
+from venue.instruments import (
+    DISPLAY_QTY,
+    PRICE,
+    QTY,
+    STOP_PRICE,
+    UNKNOWN_SYMBOL_ID,
+    EdgeReject,
+    FieldRules,
+    Instrument,
+    InstrumentRegistry,
+    parse_decimal,
+)
+
+OPERATOR = "operator"  # account 0: may cancel or replace any order
+
+SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+ORDER_TYPES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
+TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "fok": Tif.FOK}
+STPS = {"none": Stp.NONE, "cancel_taker": Stp.CANCEL_TAKER, "cancel_maker": Stp.CANCEL_MAKER,
+        "cancel_both": Stp.CANCEL_BOTH}
+INVALID_ENUM = 0xFF  # outside every enum: the engine rejects it with the matching INVALID_* reason
+
+FIELDS_BY_OP: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optional)
+    "new": ({"id", "account", "symbol", "side", "qty"},
+            {"type", "price", "tif", "post_only", "stp", "stop_price", "display_qty", "ts"}),
+    "cancel": ({"id"}, {"account", "ts"}),
+    "replace": ({"id", "qty"}, {"price", "account", "ts"}),
+    "mass_cancel": (set(), {"account", "symbol", "ts"}),
+    "instrument": ({"symbol", "base", "quote", "tick_size", "lot_size"},
+                   {"min_qty", "max_qty", "min_notional", "max_price", "market_band_bps", "ts"}),
+}
+
+_EVENT_NAMES = {int(t): t.name.lower() for t in EventType}
+_REASON_NAMES = {int(r): r.name.lower() for r in Reason}
+_OP_NAMES = {int(Op.NEW): "new", int(Op.CANCEL): "cancel", int(Op.REPLACE): "replace",
+             int(Op.MASS_CANCEL): "mass_cancel", int(Op.ADD_INSTRUMENT): "instrument"}
+_SIDE_NAMES = {int(Side.BUY): "buy", int(Side.SELL): "sell"}
+_F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
+
+
+class RequestError(ValueError):
+    """A request that yields no command at all (one-line message)."""
+
+
+class _Names:
+    """Strings <-> integers 1, 2, ... (0 is reserved)."""
+
+    def __init__(self, zero: str) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = [zero]
+
+    def id(self, name: str) -> int:
+        number = self._ids.get(name)
+        if number is None:
+            number = self._ids[name] = len(self._names)
+            self._names.append(name)
+        return number
+
+    def name(self, number: int) -> str:
+        return self._names[number] if number < len(self._names) else str(number)
+
+
+def _text(request: Mapping[str, Any], key: str) -> str:
+    """A required name-like field (ids, accounts, symbols): a non-empty string, or an int as text."""
+    value = request[key]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        raise RequestError(f"{key} must be a non-empty string")
+    return value
+
+
+class Edge:
+    def __init__(self) -> None:
+        self.instruments = InstrumentRegistry()
+        self.orders = _Names("")
+        self.accounts = _Names(OPERATOR)
+        self._order_symbol: dict[int, int] = {}  # order id -> symbol id, for replace conversions
+        self._live: set[int] = set()  # order ids the events show live (keeps _order_symbol right)
+
+    # ------------------------------------------------------------------ requests -> commands
+
+    def encode(self, cmd: np.void, request: Mapping[str, Any]) -> str | None:
+        """Fill cmd (zeroed) from a request; returns a problem to log when cmd.reject is MALFORMED."""
+        if not isinstance(request, Mapping):
+            raise RequestError("a request must be a JSON object")
+        op = request.get("op")
+        if op not in FIELDS_BY_OP or op == "instrument":
+            raise RequestError(f"unknown op {op!r}" if op is not None else "missing field 'op'")
+        if "ts" in request:
+            ts = request["ts"]
+            if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 2**63:
+                raise RequestError("ts must be a non-negative integer (ns)")
+            cmd["ts"] = ts
+        required, optional = FIELDS_BY_OP[op]
+        missing = sorted(required - set(request))
+        unknown = sorted(set(request) - required - optional - {"op"})
+        if op != "new":
+            if missing:
+                raise RequestError(f"{op}: missing field {missing[0]!r}")
+            if unknown:
+                raise RequestError(f"{op}: unknown field {unknown[0]!r}")
+            getattr(self, f"_encode_{op}")(cmd, request)
+            return None
+        if "id" not in request:
+            raise RequestError("new: missing field 'id'")
+        return self._encode_new(cmd, request, missing, unknown)
+
+    def _encode_new(self, cmd: np.void, request: Mapping[str, Any], missing: list[str],
+                    unknown: list[str]) -> str | None:
+        cmd["op"] = Op.NEW
+        order_id = self.orders.id(_text(request, "id"))
+        cmd["order_id"] = order_id
+        problems = [f"new: missing field {m!r}" for m in missing]
+        problems += [f"new: unknown field {u!r}" for u in unknown]
+        reasons: list[Reason] = []
+
+        def reject(reason: Reason, problem: str) -> None:
+            reasons.append(reason)
+            if reason == Reason.MALFORMED:
+                problems.append(f"new: {problem}")
+
+        for key, target in (("account", "account"), ("symbol", "symbol")):
+            if key in request:
+                try:
+                    name = _text(request, key)
+                except RequestError as exc:
+                    reject(Reason.MALFORMED, str(exc))
+                    continue
+                cmd[target] = self.accounts.id(name) if key == "account" else self._symbol_id(name)
+        cmd["side"] = self._enum(request, "side", SIDES, None, reject)
+        cmd["ord_type"] = self._enum(request, "type", ORDER_TYPES, OrdType.LIMIT, reject)
+        cmd["tif"] = self._enum(request, "tif", TIFS, Tif.GTC, reject)
+        cmd["stp"] = self._enum(request, "stp", STPS, Stp.NONE, reject)
+        post_only = request.get("post_only", False)
+        if not isinstance(post_only, bool):
+            reject(Reason.MALFORMED, "post_only must be true or false")
+        elif post_only:
+            cmd["flags"] = Flag.POST_ONLY
+        instrument = self.instruments.by_id(int(cmd["symbol"]))
+        is_market = cmd["ord_type"] == OrdType.MARKET
+        if not is_market and "price" not in request:
+            problems.append("new: missing field 'price' (a limit order needs one)")
+        # Engine order of the checks: quantity before prices; a market order ignores its price.
+        for key, rules in (("qty", QTY), ("price", PRICE), ("stop_price", STOP_PRICE),
+                           ("display_qty", DISPLAY_QTY)):
+            if key in request and not (key == "price" and is_market):
+                cmd[key] = self._units(instrument, request[key], rules, reject)
+        if problems:
+            cmd["reject"] = Reason.MALFORMED
+        elif reasons:
+            cmd["reject"] = reasons[0]
+        if order_id not in self._order_symbol:
+            self._order_symbol[order_id] = int(cmd["symbol"])
+        return "; ".join(problems) or None
+
+    @staticmethod
+    def _enum(request: Mapping[str, Any], key: str, names: Mapping[str, int], default: int | None,
+              reject: Any) -> int:
+        if key not in request:
+            return default or 0
+        value = request[key]
+        if not isinstance(value, str):
+            reject(Reason.MALFORMED, f"{key} must be a string")
+            return 0
+        # An unknown name goes to the engine as an invalid value: it rejects with INVALID_<FIELD>.
+        return names.get(value, INVALID_ENUM)
+
+    @staticmethod
+    def _units(instrument: Instrument | None, value: object, rules: FieldRules, reject: Any) -> int:
+        try:
+            if instrument is None:  # unknown symbol: the engine says so; only check the syntax here
+                parse_decimal(value, rules.name)
+                return 0
+            if rules.off_grid == Reason.OFF_TICK:
+                return instrument.to_ticks(value, rules)
+            return instrument.to_lots(value, rules)
+        except EdgeReject as exc:
+            reject(exc.reason, str(exc))
+            return 0
+
+    def _symbol_id(self, symbol: str) -> int:
+        return self.instruments.id_of(symbol) or UNKNOWN_SYMBOL_ID
+
+    def _account_id(self, request: Mapping[str, Any]) -> int:
+        return self.accounts.id(_text(request, "account")) if "account" in request else 0
+
+    def _encode_cancel(self, cmd: np.void, request: Mapping[str, Any]) -> None:
+        cmd["op"] = Op.CANCEL
+        cmd["order_id"] = self.orders.id(_text(request, "id"))
+        cmd["account"] = self._account_id(request)
+
+    def _encode_replace(self, cmd: np.void, request: Mapping[str, Any]) -> None:
+        cmd["op"] = Op.REPLACE
+        order_id = self.orders.id(_text(request, "id"))
+        cmd["order_id"] = order_id
+        cmd["account"] = self._account_id(request)
+        instrument = self.instruments.by_id(self._order_symbol.get(order_id, 0))
+        reasons: list[Reason] = []
+        if instrument is None:  # no such order: the engine answers UNKNOWN_ORDER
+            return
+        cmd["qty"] = self._units(instrument, request["qty"], QTY, lambda r, _: reasons.append(r))
+        if "price" in request:  # absent = keep the price (0 for the engine)
+            cmd["price"] = self._units(instrument, request["price"], PRICE, lambda r, _: reasons.append(r))
+        if reasons:
+            cmd["reject"] = reasons[0]
+
+    def _encode_mass_cancel(self, cmd: np.void, request: Mapping[str, Any]) -> None:
+        cmd["op"] = Op.MASS_CANCEL
+        cmd["account"] = self._account_id(request)  # 0 = every account
+        if "symbol" in request:  # absent = every symbol; an unknown one matches nothing
+            cmd["symbol"] = self._symbol_id(_text(request, "symbol"))
+
+    def define_instrument(self, cmd: np.void, instrument: Instrument) -> int:
+        """Fill cmd as ADD_INSTRUMENT with the symbol's id (its existing one if already defined)."""
+        symbol_id = self.instruments.id_of(instrument.symbol) or self.instruments.next_id()
+        instrument.fill_add_command(cmd, symbol_id)
+        return symbol_id
+
+    def instrument_added(self, instrument: Instrument) -> int:
+        """Register a definition once the engine has confirmed it (INSTRUMENT_ADDED)."""
+        return self.instruments.add(instrument)
+
+    # ------------------------------------------------------------------ events -> dicts
+
+    def observe(self, events: np.ndarray) -> None:
+        """Track which orders are live (keeps replace conversions on the right instrument)."""
+        for seq_type, order_id, symbol, leaves, maker_order, maker_leaves, op in zip(
+            events["type"].tolist(), events["order_id"].tolist(), events["symbol"].tolist(),
+            events["leaves"].tolist(), events["maker_order"].tolist(), events["maker_leaves"].tolist(),
+            events["op"].tolist(), strict=True,
+        ):
+            if seq_type == EventType.ACCEPTED:
+                self._live.add(order_id)
+                self._order_symbol[order_id] = symbol
+            elif seq_type == EventType.TRADE:
+                if leaves == 0:
+                    self._forget(order_id)
+                if maker_leaves == 0:
+                    self._forget(maker_order)
+            elif seq_type in (EventType.CANCELLED, EventType.EXPIRED):
+                self._forget(order_id)
+            elif seq_type == EventType.REJECTED and op == Op.NEW and order_id not in self._live:
+                self._order_symbol.pop(order_id, None)
+
+    def _forget(self, order_id: int) -> None:
+        self._live.discard(order_id)
+        self._order_symbol.pop(order_id, None)
+
+    def decode(self, event: tuple, request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One event (a tuple from events.tolist()) as a dict; `request` = the command's request."""
+        kind = event[_F["type"]]
+        out: dict[str, Any] = {"type": _EVENT_NAMES.get(kind, str(kind)), "seq": event[_F["seq"]]}
+        reason = event[_F["reason"]]
+        if reason:
+            out["reason"] = _REASON_NAMES.get(reason, str(reason))
+        instrument = self.instruments.by_id(event[_F["symbol"]])
+        if kind == EventType.REJECTED:
+            out["op"] = _OP_NAMES.get(event[_F["op"]], str(event[_F["op"]]))
+            if request is not None:  # echo what was sent: it may be exactly what could not be parsed
+                out.update((k, v) for k, v in request.items() if k != "op")
+                return out
+        symbol = instrument.symbol if instrument else str(event[_F["symbol"]])
+        if kind == EventType.INSTRUMENT_ADDED or event[_F["op"]] == Op.ADD_INSTRUMENT:
+            out["symbol"] = symbol
+            return out
+        price, qty = event[_F["price"]], event[_F["qty"]]
+        ticks = instrument.from_ticks if instrument else str
+        lots = instrument.from_lots if instrument else str
+        side = _SIDE_NAMES.get(event[_F["side"]], str(event[_F["side"]]))
+        if kind == EventType.TRADE:
+            out.update(symbol=symbol, side=side, price=ticks(price), qty=lots(qty),
+                       taker_order=self.orders.name(event[_F["order_id"]]),
+                       taker_account=self.accounts.name(event[_F["account"]]),
+                       maker_order=self.orders.name(event[_F["maker_order"]]),
+                       maker_account=self.accounts.name(event[_F["maker_account"]]),
+                       taker_leaves=lots(event[_F["leaves"]]), maker_leaves=lots(event[_F["maker_leaves"]]))
+            return out
+        out.update(id=self.orders.name(event[_F["order_id"]]),
+                   account=self.accounts.name(event[_F["account"]]), symbol=symbol, side=side)
+        if price:
+            out["price"] = ticks(price)
+        out.update(qty=lots(qty), leaves=lots(event[_F["leaves"]]), filled=lots(event[_F["filled"]]))
+        return out
+
+    def book(self, engine: Any, symbol_id: int) -> dict[str, list[dict[str, Any]]]:
+        """engine.book(symbol_id) in the input vocabulary; icebergs also carry `visible`."""
+        instrument = self.instruments.by_id(symbol_id)
+        assert instrument is not None
+        raw = engine.book(symbol_id)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for side in ("bids", "asks"):
+            levels = []
+            for price, orders in raw[side]:
+                entries = []
+                for order_id, leaves, visible in orders:
+                    entry: dict[str, Any] = {"id": self.orders.name(order_id),
+                                             "qty": instrument.from_lots(leaves)}
+                    live = engine.order(order_id)
+                    if live is not None and live["display"] > 0:
+                        entry["visible"] = instrument.from_lots(visible)
+                    entries.append(entry)
+                levels.append({"price": instrument.from_ticks(price), "orders": entries})
+            out[side] = levels
+        return out
+
