@@ -9,12 +9,17 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.stats import latency_summary, rate
 from bench.workload import Workload
+from core_cython.records import EventType, Op, Reason
+
+if TYPE_CHECKING:
+    from core_cython.engine import Engine
 
 CHUNK = 65_536  # commands per process() call: bounds the engine's event buffer, as a sequencer would
 
@@ -24,8 +29,8 @@ def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def load_engine(setup: np.ndarray):  # -> Engine; imported lazily so workload-only use needs no build
-    from core_cython.engine import Engine
+def load_engine(setup: np.ndarray) -> Engine:
+    from core_cython.engine import Engine  # lazily: generating a workload needs no compiled engine
 
     eng = Engine()
     cmds = setup.copy()  # the engine stamps seq in place: keep the workload pristine
@@ -44,6 +49,9 @@ class EngineResult:
     live_orders_start: int
     live_orders_end: int
     same_state: bool  # both runs ended in the same state (determinism check)
+    event_types: dict[str, int] = field(default_factory=dict)
+    links: int = 0  # cancels + replaces in the stream
+    links_live: float = 0.0  # share of them that found their order live
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -57,11 +65,14 @@ class EngineResult:
             "live_orders_start": self.live_orders_start,
             "live_orders_end": self.live_orders_end,
             "same_state": self.same_state,
+            "event_types": self.event_types,
+            "cancels_replaces_live": self.links_live,
         }
 
 
 def run_engine(wl: Workload) -> EngineResult:
     n = wl.commands.size
+    links = int(np.count_nonzero((wl.commands["op"] == Op.CANCEL) | (wl.commands["op"] == Op.REPLACE)))
     # Untimed: the preloaded engines and copies of the stream for both runs.
     eng = load_engine(wl.setup)
     live_start = eng.live_orders()
@@ -78,9 +89,16 @@ def run_engine(wl: Workload) -> EngineResult:
             events += eng.process(cmds[s])
         seconds = time.perf_counter() - t0
 
+        # The tally runs between calls: it adds to this run's wall time, not to any command's latency.
+        tally = np.zeros(256, dtype=np.int64)
+        missed = 0
         t0 = time.perf_counter()
         for s in slices:
             eng_timed.process_timed(cmds_timed[s], lat[s])
+            ev = eng_timed.events()
+            tally += np.bincount(ev["type"], minlength=256)
+            unknown = (ev["type"] == EventType.REJECTED) & (ev["reason"] == Reason.UNKNOWN_ORDER)
+            missed += int(np.count_nonzero(unknown & ((ev["op"] == Op.CANCEL) | (ev["op"] == Op.REPLACE))))
         timed_seconds = time.perf_counter() - t0
     finally:
         gc.enable()
@@ -94,4 +112,7 @@ def run_engine(wl: Workload) -> EngineResult:
         live_orders_start=live_start,
         live_orders_end=eng.live_orders(),
         same_state=eng.state_hash() == eng_timed.state_hash(),
+        event_types={t.name.lower(): int(tally[t]) for t in EventType},
+        links=links,
+        links_live=1 - missed / links if links else 0.0,
     )

@@ -26,7 +26,7 @@ class Target:
 
 ENGINE_TARGET = Target("engine alone", "commands/s", 1_000_000, True)
 JOURNAL_SYNC_TARGET = Target("journal sync group commit", "events/s", 300_000, True)
-RECOVERY_TARGET = Target("recovery of 1,000,000 events", "s", 3.0, False)
+RECOVERY_TARGET = Target("recovery", "s per 1,000,000 events", 3.0, False)
 
 
 def fmt_num(x: float) -> str:
@@ -37,11 +37,11 @@ def fmt_num(x: float) -> str:
 
 def fmt_ns(ns: int) -> str:
     """ns with a readable unit: the spread of percentiles covers several orders of magnitude."""
-    if ns < 10_000:
-        return f"{ns:,} ns"
-    if ns < 10_000_000:
-        return f"{ns / 1e3:,.1f} us"
-    return f"{ns / 1e6:,.1f} ms"
+    if ns < 1_000:
+        return f"{ns} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns / 1e6:,.2f} ms"
 
 
 def fmt_latency(lat: dict[str, int]) -> str:
@@ -50,7 +50,7 @@ def fmt_latency(lat: dict[str, int]) -> str:
 
 def target_line(target: Target, value: float) -> str:
     status = "met" if target.met(value) else "NOT MET"
-    return f"target {target.describe()}: {status} (measured {fmt_num(value)} {target.unit})"
+    return f"target {target.describe()}: measured {fmt_num(value)} {target.unit} -> {status}"
 
 
 class Printer:
@@ -61,8 +61,8 @@ class Printer:
 
     def header(self, machine: dict[str, Any], config: dict[str, Any]) -> None:
         self.emit("venue bench")
-        self.emit(f"machine   : {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
-                  f"{machine['python']}, {machine['os']}")
+        self.emit(f"  {'machine':<22}: {machine['cpu']}, {machine['cores']} cores "
+                  f"({machine['usable_cores']} usable), {machine['python']}, {machine['os']}")
         for key, value in config.items():
             self.emit(f"  {key:<22}: {value}")
 

@@ -1,14 +1,16 @@
 """Seeded synthetic order flow shaped like a real book, generated with numpy before any clock starts.
 
 The measured stream mixes about 50% GTC limits, 20% IOC limits and market orders, 25% cancels and
-5% replaces over a few symbols whose mids drift as random walks. Resting prices spread over a few
-thousand levels (exponentially denser near the mid) and accounts follow a Zipf-like skew, so a few
-market makers dominate and the long tail is many small accounts.
+5% replaces over a few symbols whose mids drift as random walks. Most quotes sit a few ticks from
+the mid, a tail spreads over a few thousand levels per side; accounts follow a Zipf-like skew, so a
+few market makers dominate and the long tail is many small accounts. The preloaded book has the
+shape the flow leaves behind (mostly deep, patient orders), not a wall at the touch.
 
 Cancels and replaces must hit orders that are plausibly live. Each one is tied to a distinct earlier
-GTC order of the stream and inserted after it by a drawn lifetime (many fleeting quotes, a long
-tail), so no order is cancelled twice and none before it exists; some are filled first and get
-UNKNOWN_ORDER, as on a real venue.
+GTC order of the stream and inserted after it by a drawn lifetime (quotes near the touch are mostly
+fleeting, deep ones mostly patient), so no order is cancelled twice and none before it exists.
+Some have filled first and get UNKNOWN_ORDER, as on a real venue (about 20% with the defaults,
+mostly at the touch; the bench prints the share).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ MIX: dict[str, float] = {"gtc": 0.50, "ioc": 0.10, "market": 0.10, "cancel": 0.2
 MAX_PRICE = 100_000_000  # ticks
 MAX_QTY = 1_000_000  # lots
 MAX_OFFSET = 3_000  # ticks from the mid: bounds the levels per side
-OFFSET_SCALE = 400.0  # mean distance of a resting order from the mid (ticks)
+NEAR_SHARE, NEAR_SCALE, DEEP_SCALE = 0.6, 4.0, 600.0  # most quotes sit at the touch, a tail deep
 MARKETABLE_GTC = 0.05  # share of GTC limits priced through the mid (take, then rest)
 DRIFT_PROB = 0.10  # chance that a symbol's mid moves one tick on one of its commands
 SHORT_LIFE, LONG_LIFE = 40.0, 4_000.0  # mean cancel lag (commands) of fleeting vs. patient quotes
+NEAR_TICKS = 10  # quotes this close to the mid are mostly fleeting (cancelled before they trade)
+MAKER_QTY, TAKER_QTY = 20.0, 12.0  # median lots (lognormal): takers roughly balance the flow of quotes
 TS0 = 1_700_000_000_000_000_000  # ns; the sequencer's clock at the first command
 TS_STEP = 1_000  # ns between stamped commands
 
@@ -80,25 +84,30 @@ def _accounts(rng: np.random.Generator, n: int, accounts: int) -> np.ndarray:
     return ((rng.zipf(1.1, n) - 1) % accounts + 1).astype(np.uint64)
 
 
-def _resting_offsets(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.minimum(1 + np.floor(rng.exponential(OFFSET_SCALE, n)), MAX_OFFSET).astype(np.int64)
+def _resting_offsets(rng: np.random.Generator, n: int, near_share: float = NEAR_SHARE) -> np.ndarray:
+    scale = np.where(rng.random(n) < near_share, NEAR_SCALE, DEEP_SCALE)
+    return np.minimum(1 + np.floor(rng.exponential(scale)), MAX_OFFSET).astype(np.int64)
 
 
 def _preload(rng: np.random.Generator, cfg: WorkloadConfig) -> np.ndarray:
-    """Non-crossing GTC limits around each symbol's starting mid."""
+    """Non-crossing GTC limits around each symbol's starting mid.
+
+    Shaped like the steady state of the flow rather than like the flow itself: near-touch quotes are
+    short-lived, so a resting book is mostly the patient deep orders (no wall at the touch).
+    """
     n = cfg.preload
     cmds = new_commands(n)
     sym = rng.choice(cfg.symbols, n, p=_symbol_weights(cfg.symbols))
     side = rng.integers(1, 3, n, dtype=np.uint8)
     mid = base_mids(cfg.symbols)[sym]
-    off = _resting_offsets(rng, n)
+    off = _resting_offsets(rng, n, near_share=0.05)
     cmds["op"] = Op.NEW
     cmds["symbol"] = sym + 1
     cmds["side"] = side
     cmds["ord_type"] = OrdType.LIMIT
     cmds["tif"] = Tif.GTC
     cmds["price"] = np.where(side == Side.BUY, mid - off, mid + off)
-    cmds["qty"] = _lognormal_qty(rng, n, 20.0, 1.0)
+    cmds["qty"] = _lognormal_qty(rng, n, MAKER_QTY, 1.0)
     cmds["account"] = _accounts(rng, n, cfg.accounts)
     cmds["order_id"] = np.arange(1, n + 1, dtype=np.uint64)
     return cmds
@@ -122,8 +131,9 @@ def _counts(n: int) -> dict[str, int]:
     return counts
 
 
-def _lifetimes(rng: np.random.Generator, n: int, cap: float) -> np.ndarray:
-    means = np.where(rng.random(n) < 0.5, min(SHORT_LIFE, cap), min(LONG_LIFE, cap))
+def _lifetimes(rng: np.random.Generator, near: np.ndarray, cap: float) -> np.ndarray:
+    fleeting = rng.random(near.size) < np.where(near, 0.8, 0.2)
+    means = np.where(fleeting, min(SHORT_LIFE, cap), min(LONG_LIFE, cap))
     return np.floor(rng.exponential(means)).astype(np.int64)
 
 
@@ -151,7 +161,7 @@ def generate(cfg: WorkloadConfig) -> Workload:
     take = rng.integers(0, 6, nb)  # IOC limits cross by a few ticks
     is_gtc, is_ioc, is_mkt = kind == 0, kind == 1, kind == 2
     price = np.where(is_gtc, mid + sign * off, np.where(is_ioc, mid - sign * take, 0))
-    qty = np.where(is_gtc, _lognormal_qty(rng, nb, 20.0, 1.0), _lognormal_qty(rng, nb, 40.0, 1.2))
+    qty = np.where(is_gtc, _lognormal_qty(rng, nb, MAKER_QTY, 1.0), _lognormal_qty(rng, nb, TAKER_QTY, 1.0))
 
     base = new_commands(nb)
     base["op"] = Op.NEW
@@ -166,10 +176,12 @@ def generate(cfg: WorkloadConfig) -> Workload:
 
     # Tie each cancel/replace to a distinct GTC order, due `life` base commands after it; shorten
     # lifetimes until enough fall inside the stream (only matters for tiny workloads).
-    gtc_pos = np.flatnonzero(is_gtc)
+    # Marketable GTCs mostly fill at once: a cancel aimed at one would rarely be plausible.
+    gtc_pos = np.flatnonzero(is_gtc & ~marketable)
+    near = off[gtc_pos] <= NEAR_TICKS
     cap = nb / 4
     while True:
-        due = gtc_pos + _lifetimes(rng, gtc_pos.size, cap)
+        due = gtc_pos + _lifetimes(rng, near, cap)
         eligible = np.flatnonzero(due < nb)
         if eligible.size >= n_links or cap <= 1:
             break

@@ -17,10 +17,10 @@ from cython.operator cimport preincrement as inc
 from cython.view cimport array as cvarray
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport abort, free, malloc, realloc
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memset
 from libcpp.algorithm cimport sort
 from libcpp.map cimport map as cmap
-from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
@@ -39,6 +39,7 @@ cdef extern from *:
 cdef enum:
     MAX_SYMBOL = 65535
     SNAPSHOT_VERSION = 1
+    SNAP_ORDER_SIZE = 92      # bytes of one order in a snapshot
     # Order.state
     ST_FREE = 0
     ST_RESTING = 1   # in a book level, or being executed as a taker
@@ -139,6 +140,41 @@ cdef class _Reader:
 
     cdef bint done(self):
         return self.pos == self.size
+
+
+cdef inline char* _put32(char* p, uint32_t v) noexcept:
+    memcpy(p, &v, 4)
+    return p + 4
+
+
+cdef inline char* _put64(char* p, uint64_t v) noexcept:
+    memcpy(p, &v, 8)
+    return p + 8
+
+
+cdef char* _put_order(char* p, Order* o) noexcept:
+    cdef uint8_t b[8]
+    p = _put64(p, o.id)
+    p = _put64(p, o.account)
+    p = _put64(p, o.accept_seq)
+    p = _put64(p, o.price)
+    p = _put64(p, o.qty)
+    p = _put64(p, o.leaves)
+    p = _put64(p, o.filled)
+    p = _put64(p, o.visible)
+    p = _put64(p, o.display)
+    p = _put64(p, o.stop_price)
+    p = _put32(p, o.symbol)
+    b[0] = o.side
+    b[1] = o.ord_type
+    b[2] = o.tif
+    b[3] = o.stp
+    b[4] = o.flags
+    b[5] = o.state
+    b[6] = 0
+    b[7] = 0
+    memcpy(p, b, 8)
+    return p + 8
 
 
 @cython.final
@@ -941,89 +977,70 @@ cdef class Engine:
     # ------------------------------------------------------------------ snapshots
 
     def snapshot(self) -> bytes:
-        """Canonical bytes of the whole state: equal states give equal bytes (no slot indices)."""
-        cdef string buf
-        cdef uint32_t header[2]
-        cdef uint64_t seqs[2]
+        """Canonical bytes of the whole state: equal states give equal bytes (no slot indices).
+
+        Layout (little-endian): magic, version, last cmd seq, last event seq; instruments in symbol
+        order; live orders in acceptance order (fixed 92-byte records); then per symbol the bid and
+        ask levels, best first, each as price key, count and the order ids in time priority.
+        """
+        cdef size_t size = 4 + 4 + 8 + 8 + 4 + 8
         cdef uint32_t sym
-        cdef uint32_t count
-        cdef Instrument* ins
-        cdef int64_t iv[6]
-        cdef uint32_t m
-        header[0] = 0x504E5356  # "VSNP"
-        header[1] = SNAPSHOT_VERSION
-        buf.append(<char*>header, sizeof(header))
-        seqs[0] = self.last_cmd_seq
-        seqs[1] = self.last_event_seq
-        buf.append(<char*>seqs, sizeof(seqs))
-        count = 0
+        cdef uint32_t count = 0
+        cdef size_t n_stops = 0
         for sym in range(1, self.instruments.size()):
             if self.instruments[sym].defined:
                 count += 1
-        buf.append(<char*>&count, sizeof(count))
+                size += 4 + 6 * 8
+                size += 8 + self.bids[sym].size() * 12 + self.asks[sym].size() * 12
+                n_stops += self.buy_stops[sym].size() + self.sell_stops[sym].size()
+        # Each live order: its record, and its id in a level unless it is a pending stop.
+        size += self.n_live * SNAP_ORDER_SIZE + (self.n_live - n_stops) * 8
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+        cdef char* base = PyBytes_AS_STRING(out)
+        cdef char* p = base
+        cdef Instrument* ins
+        cdef uint32_t m
+        p = _put32(p, 0x504E5356)  # "VSNP"
+        p = _put32(p, SNAPSHOT_VERSION)
+        p = _put64(p, self.last_cmd_seq)
+        p = _put64(p, self.last_event_seq)
+        p = _put32(p, count)
         for sym in range(1, self.instruments.size()):
             ins = &self.instruments[sym]
             if not ins.defined:
                 continue
-            buf.append(<char*>&sym, sizeof(sym))
-            iv[0] = ins.max_price
-            iv[1] = ins.min_qty
-            iv[2] = ins.max_qty
-            iv[3] = ins.min_notional
-            iv[4] = ins.band_bps
-            iv[5] = ins.last_price
-            buf.append(<char*>iv, sizeof(iv))
-        buf.append(<char*>&self.n_live, sizeof(self.n_live))
+            p = _put32(p, sym)
+            p = _put64(p, ins.max_price)
+            p = _put64(p, ins.min_qty)
+            p = _put64(p, ins.max_qty)
+            p = _put64(p, ins.min_notional)
+            p = _put64(p, ins.band_bps)
+            p = _put64(p, ins.last_price)
+        p = _put64(p, self.n_live)
         m = self.ghead
         while m != NIL:
-            self._append_order(&buf, &self.orders[m])
+            p = _put_order(p, &self.orders[m])
             m = self.orders[m].gnext
         for sym in range(1, self.instruments.size()):
             if self.instruments[sym].defined:
-                self._append_levels(&buf, &self.bids[sym])
-                self._append_levels(&buf, &self.asks[sym])
-        return buf
+                p = self._put_levels(p, &self.bids[sym])
+                p = self._put_levels(p, &self.asks[sym])
+        assert <size_t>(p - base) == size
+        return out
 
-    cdef void _append_order(self, string* buf, Order* o):
-        cdef int64_t v[10]
-        cdef uint8_t b[8]
-        v[0] = <int64_t>o.id
-        v[1] = <int64_t>o.account
-        v[2] = <int64_t>o.accept_seq
-        v[3] = o.price
-        v[4] = o.qty
-        v[5] = o.leaves
-        v[6] = o.filled
-        v[7] = o.visible
-        v[8] = o.display
-        v[9] = o.stop_price
-        buf.append(<char*>v, sizeof(v))
-        buf.append(<char*>&o.symbol, sizeof(o.symbol))
-        b[0] = o.side
-        b[1] = o.ord_type
-        b[2] = o.tif
-        b[3] = o.stp
-        b[4] = o.flags
-        b[5] = o.state
-        b[6] = 0
-        b[7] = 0
-        buf.append(<char*>b, sizeof(b))
-
-    cdef void _append_levels(self, string* buf, LevelMap* levels):
-        cdef uint32_t n = levels.size()
+    cdef char* _put_levels(self, char* p, LevelMap* levels) noexcept:
         cdef LevelMap.iterator it = levels.begin()
-        cdef int64_t key
         cdef uint32_t m
-        buf.append(<char*>&n, sizeof(n))
+        p = _put32(p, levels.size())
         while it != levels.end():
-            key = deref(it).first
-            buf.append(<char*>&key, sizeof(key))
-            buf.append(<char*>&deref(it).second.count, sizeof(uint32_t))
+            p = _put64(p, deref(it).first)
+            p = _put32(p, deref(it).second.count)
             m = deref(it).second.head
             while m != NIL:
-                buf.append(<char*>&self.orders[m].id, sizeof(uint64_t))
+                p = _put64(p, self.orders[m].id)
                 m = self.orders[m].next
             inc(it)
+        return p
 
     def state_hash(self) -> str:
         return hashlib.blake2b(self.snapshot(), digest_size=32).hexdigest()

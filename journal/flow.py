@@ -67,3 +67,20 @@ def random_flow(rng: np.random.Generator, n: int, *, n_symbols: int = 4, first_o
     cmds["op"][mass_cancel] = Op.MASS_CANCEL
     cmds["account"][mass_cancel] = 0
     return cmds
+
+
+def resting_book(rng: np.random.Generator, n: int, *, n_symbols: int = 4, first_order_id: int = 1,
+                 n_accounts: int = 50) -> np.ndarray:
+    """n GTC limits that never cross (bids below 9900, asks above 10100): a deep book, big snapshots."""
+    cmds = new_commands(n)
+    cmds["op"] = Op.NEW
+    cmds["order_id"] = np.arange(first_order_id, first_order_id + n, dtype=np.uint64)
+    cmds["symbol"] = rng.integers(1, n_symbols + 1, n)
+    cmds["account"] = rng.integers(1, n_accounts + 1, n)
+    cmds["side"] = rng.integers(Side.BUY, Side.SELL + 1, n)
+    depth = rng.integers(100, 2_000, n)
+    cmds["price"] = np.where(cmds["side"] == Side.BUY, MID_PRICE - depth, MID_PRICE + depth)
+    cmds["qty"] = rng.integers(1, 50, n)
+    cmds["ord_type"] = OrdType.LIMIT
+    cmds["tif"] = Tif.GTC
+    return cmds

@@ -94,7 +94,8 @@ def encode_batch(kind: RecordKind, first_seq: int, records: np.ndarray) -> bytes
     if records.dtype != dtype or not records.flags.c_contiguous:
         raise ValueError(f"{kind.name.lower()} must be a C-contiguous {dtype.itemsize}-byte record array")
     payload = memoryview(records).cast("B")
-    prefix = struct.pack("<4sHHQII", BATCH_MAGIC, FORMAT_VERSION, kind, first_seq, len(records), dtype.itemsize)
+    prefix = struct.pack("<4sHHQII", BATCH_MAGIC, FORMAT_VERSION, kind, first_seq, len(records),
+                         dtype.itemsize)
     crc = zlib.crc32(payload, zlib.crc32(prefix))
     return b"".join((prefix, struct.pack("<II", crc, 0), payload))
 
@@ -127,7 +128,8 @@ def decode_batch_header(value: bytes | memoryview, *, check_crc: bool = True) ->
 
 def batch_records(value: bytes | memoryview, header: BatchHeader) -> np.ndarray:
     """Zero-copy read-only view of a batch's records (valid as long as `value` is)."""
-    return np.frombuffer(value, dtype=RECORD_DTYPES[header.kind], count=header.count, offset=BATCH_HEADER_SIZE)
+    dtype = RECORD_DTYPES[header.kind]
+    return np.frombuffer(value, dtype=dtype, count=header.count, offset=BATCH_HEADER_SIZE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,8 @@ def decode_snapshot(value: bytes | memoryview, *, check_crc: bool = True) -> tup
     """Parse a snapshot value into (header, engine blob); raises JournalCorruptError."""
     if len(value) < SNAPSHOT_HEADER_SIZE:
         raise JournalCorruptError(f"snapshot value too short ({len(value)} bytes)")
-    magic, version, _, cmd_seq, last_event_seq, blob_size, raw_hash, crc, _ = _SNAPSHOT_HEADER.unpack_from(value)
+    fields = _SNAPSHOT_HEADER.unpack_from(value)
+    magic, version, _, cmd_seq, last_event_seq, blob_size, raw_hash, crc, _ = fields
     if magic != SNAPSHOT_MAGIC:
         raise JournalCorruptError(f"bad snapshot magic {bytes(magic)!r}")
     if version != FORMAT_VERSION:

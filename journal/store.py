@@ -111,8 +111,12 @@ class Journal:
             self._open_readonly(map_size)
         else:
             self._open_writer(map_size)
-        self._last_cmd_seq = self._scan_last_seq(RecordKind.COMMANDS)
-        self._last_event_seq = self._scan_last_seq(RecordKind.EVENTS)
+        try:
+            self._last_cmd_seq = self._scan_last_seq(RecordKind.COMMANDS)
+            self._last_event_seq = self._scan_last_seq(RecordKind.EVENTS)
+        except BaseException:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- opening and closing
 
@@ -125,23 +129,31 @@ class Journal:
             self._dbs = {kind: self._env.open_db(name, create=False) for kind, name in _DB_NAMES.items()}
             self._snapshots_db = self._env.open_db(_SNAPSHOTS_DB, create=False)
             self._meta_db = self._env.open_db(_META_DB, create=False)
+            self._check_format(self.get_meta(META_FORMAT))
         except lmdb.NotFoundError as exc:
             self._close_env()
             raise JournalCorruptError(f"{self.path} is an LMDB environment but not a journal") from exc
         except lmdb.Error as exc:
             self._close_env()
             raise JournalCorruptError(f"cannot open journal at {self.path}: {exc}") from exc
-        self._check_format(self.get_meta(META_FORMAT))
+        except BaseException:
+            self._close_env()
+            raise
 
     def _open_writer(self, map_size: int) -> None:
-        os.makedirs(self.path, exist_ok=True)
-        self._lock_fd = os.open(os.path.join(self.path, _WRITER_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            # CLOEXEC: a child exec'ed by the writer must not keep the writer lock alive.
+            self._lock_fd = os.open(os.path.join(self.path, _WRITER_LOCK_FILE),
+                                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot create a journal at {self.path}: {exc.strerror}") from exc
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(self._lock_fd)
             self._lock_fd = None
-            raise JournalLockedError(f"journal at {self.path} is open for writing by another process") from exc
+            raise JournalLockedError(f"journal at {self.path} is open for writing elsewhere") from exc
         synced = self.durability == "sync"
         try:
             self._env = lmdb.open(self.path, map_size=map_size, max_dbs=4, sync=synced, metasync=synced)
@@ -149,16 +161,19 @@ class Journal:
             self._dbs = {kind: self._env.open_db(name) for kind, name in _DB_NAMES.items()}
             self._snapshots_db = self._env.open_db(_SNAPSHOTS_DB)
             self._meta_db = self._env.open_db(_META_DB)
+            stored = self.get_meta(META_FORMAT)
+            if stored is None:
+                self.set_meta(META_FORMAT, _format_meta())
+            else:
+                self._check_format(stored)
+            if self.get_meta(META_DURABILITY) != self.durability:
+                self.set_meta(META_DURABILITY, self.durability)
         except lmdb.Error as exc:
             self.close()
             raise JournalCorruptError(f"cannot open journal at {self.path}: {exc}") from exc
-        stored = self.get_meta(META_FORMAT)
-        if stored is None:
-            self.set_meta(META_FORMAT, _format_meta())
-        else:
-            self._check_format(stored)
-        if self.get_meta(META_DURABILITY) != self.durability:
-            self.set_meta(META_DURABILITY, self.durability)
+        except BaseException:
+            self.close()
+            raise
 
     def _check_format(self, stored: Any) -> None:
         if stored != _format_meta():
@@ -192,7 +207,7 @@ class Journal:
         if self._env is None:
             raise JournalError(f"journal at {self.path} is closed")
         if os.getpid() != self._pid:
-            raise JournalError(f"journal at {self.path} was opened by pid {self._pid}; reopen it after fork()")
+            raise JournalError(f"journal at {self.path} belongs to pid {self._pid}; reopen it after fork()")
         return self._env
 
     # ---------------------------------------------------------------- writing
@@ -308,10 +323,18 @@ class Journal:
     # ---------------------------------------------------------------- reading batches
 
     def _scan_last_seq(self, kind: RecordKind) -> int:
+        """Last seq from the last batch's header. A writer must not guess past a damaged header;
+        a reader (inspect, verify) steps back to the last readable one and lets verify report."""
         with self.env.begin(db=self._dbs[kind]) as txn, txn.cursor() as cur:
-            if not cur.last():
-                return 0
-            return decode_batch_header(cur.value(), check_crc=False).last_seq
+            found = cur.last()
+            while found:
+                try:
+                    return decode_batch_header(cur.value(), check_crc=False).last_seq
+                except JournalCorruptError:
+                    if not self.readonly:
+                        raise
+                found = cur.prev()
+            return 0
 
     def raw_batches(self, kind: RecordKind) -> Iterator[tuple[int, bytes]]:
         """Every (key seq, value) of a kind, undecoded: for tools that must survive corrupt values."""
@@ -443,7 +466,8 @@ def _check_seqs(seqs: np.ndarray, first: int, what: str) -> None:
     """Records must carry first, first+1, ...: the journal is gap-free by construction."""
     if len(seqs) and (seqs[0] != first or seqs[-1] != first + len(seqs) - 1
                       or (len(seqs) > 2 and np.any(np.diff(seqs) != 1))):
-        raise JournalError(f"{what} seqs {int(seqs[0])}..{int(seqs[-1])} do not continue the journal at {first}")
+        raise JournalError(f"{what} seqs {int(seqs[0])}..{int(seqs[-1])} do not continue the journal "
+                           f"at {first}")
 
 
 def _seek_at_or_before(cur: lmdb.Cursor, seq: int) -> bool:

@@ -83,10 +83,20 @@ def new_orders(draw: st.DrawFn) -> Command:
                    [Reason.OFF_TICK, Reason.OFF_LOT, Reason.MALFORMED]), 40)))
 
 
+# Known engine deviation (see test_engine_rules.py::test_replace_qty_too_low_is_checked_before_qty_and_price,
+# xfail): the engine checks qty/price before REPLACE_QTY_TOO_LOW. While it stands, replaces here draw
+# only valid quantities and prices so the deviation cannot mask other differences. Set to False
+# once the engine is fixed.
+AVOID_REPLACE_CHECK_ORDER_DEVIATION = True
+
+
 @st.composite
 def replaces(draw: st.DrawFn) -> Command:
-    price = draw(st.one_of(st.just(0), PRICES))
-    return replace(draw(ORDER_IDS), draw(st.integers(0, 3)), price, draw(QTYS), symbol=draw(SYMBOL))
+    if AVOID_REPLACE_CHECK_ORDER_DEVIATION:
+        price, qty = draw(st.one_of(st.just(0), st.integers(95, 105))), draw(st.integers(1, 12))
+    else:
+        price, qty = draw(st.one_of(st.just(0), PRICES)), draw(QTYS)
+    return replace(draw(ORDER_IDS), draw(st.integers(0, 3)), price, qty, symbol=draw(SYMBOL))
 
 
 @st.composite

@@ -4,15 +4,17 @@ An `Edge` owns the translation state a gateway needs: the instrument registry, a
 integer maps for order ids and accounts. A string order id keeps one integer for the whole run, so a
 cancel or replace finds its order and a finished id may be reused, as the engine allows.
 
-`encode` fills one command record. A request that is unusable as a whole (no op, unknown op, a
-cancel without id) raises `RequestError` and yields no command. A NEW that has an id but a bad
-field still becomes a command with `cmd.reject` set (MALFORMED, OFF_TICK, ...), so the engine
-emits its REJECTED event in sequence; `encode` then returns the problem text for logging.
+`encode` fills one command record (`encode_record` returns it as a tuple: the fast path). A
+request that is unusable as a whole (no op, unknown op, a cancel without id) raises `RequestError`
+and yields no command. A NEW that has an id but a bad field still becomes a command with
+`cmd.reject` set (MALFORMED, OFF_TICK, ...), so the engine emits its REJECTED event in sequence;
+the problem text comes back for logging.
 
 Event dicts: `type`, `seq`, `reason` (when any), then the fields in the input vocabulary. Prices and
 quantities print with the instrument's tick / lot decimals (see venue.instruments); `price` is
 absent where the engine has none (market orders). A trade's `side` is the aggressor's (taker's).
-A REJECTED event echoes the request's own fields as sent (they may be what could not be parsed).
+A REJECTED event names the rejected `op` and echoes the request's own fields as sent (they may be
+what could not be parsed); the request's `type` is echoed as `order_type`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from core_cython.records import EVENT_DTYPE, EventType, Flag, Op, OrdType, Reason, Side, Stp, Tif
+from core_cython.records import (
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    EventType,
+    Flag,
+    Op,
+    OrdType,
+    Reason,
+    Side,
+    Stp,
+    Tif,
+)
 from venue.instruments import (
     DISPLAY_QTY,
     PRICE,
@@ -38,11 +51,11 @@ from venue.instruments import (
 
 OPERATOR = "operator"  # account 0: may cancel or replace any order
 
-SIDES = {"buy": Side.BUY, "sell": Side.SELL}
-ORDER_TYPES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
-TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "fok": Tif.FOK}
-STPS = {"none": Stp.NONE, "cancel_taker": Stp.CANCEL_TAKER, "cancel_maker": Stp.CANCEL_MAKER,
-        "cancel_both": Stp.CANCEL_BOTH}
+SIDES = {"buy": int(Side.BUY), "sell": int(Side.SELL)}
+ORDER_TYPES = {"limit": int(OrdType.LIMIT), "market": int(OrdType.MARKET)}
+TIFS = {"gtc": int(Tif.GTC), "ioc": int(Tif.IOC), "fok": int(Tif.FOK)}
+STPS = {"none": int(Stp.NONE), "cancel_taker": int(Stp.CANCEL_TAKER), "cancel_maker": int(Stp.CANCEL_MAKER),
+        "cancel_both": int(Stp.CANCEL_BOTH)}
 INVALID_ENUM = 0xFF  # outside every enum: the engine rejects it with the matching INVALID_* reason
 
 FIELDS_BY_OP: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optional)
@@ -61,6 +74,12 @@ _OP_NAMES = {int(Op.NEW): "new", int(Op.CANCEL): "cancel", int(Op.REPLACE): "rep
              int(Op.MASS_CANCEL): "mass_cancel", int(Op.ADD_INSTRUMENT): "instrument"}
 _SIDE_NAMES = {int(Side.BUY): "buy", int(Side.SELL): "sell"}
 _F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
+_ZERO_COMMAND = dict.fromkeys(COMMAND_DTYPE.names, 0)
+_NEW_AMOUNTS = (("qty", QTY), ("price", PRICE), ("stop_price", STOP_PRICE), ("display_qty", DISPLAY_QTY))
+# Plain ints: enum attribute lookups are slow on the per-request path.
+_NEW, _CANCEL, _REPLACE, _MASS_CANCEL = int(Op.NEW), int(Op.CANCEL), int(Op.REPLACE), int(Op.MASS_CANCEL)
+_LIMIT, _MARKET, _GTC, _STP_NONE = int(OrdType.LIMIT), int(OrdType.MARKET), int(Tif.GTC), int(Stp.NONE)
+_POST_ONLY, _MALFORMED = int(Flag.POST_ONLY), int(Reason.MALFORMED)
 
 
 class RequestError(ValueError):
@@ -68,21 +87,32 @@ class RequestError(ValueError):
 
 
 class _Names:
-    """Strings <-> integers 1, 2, ... (0 is reserved)."""
+    """Strings <-> integers first, first + 1, ...; 0 is reserved and names `zero`."""
 
-    def __init__(self, zero: str) -> None:
+    def __init__(self, zero: str, first: int = 1) -> None:
+        self._zero = zero
+        self._first = first
         self._ids: dict[str, int] = {}
-        self._names: list[str] = [zero]
+        self._names: list[str] = []
 
     def id(self, name: str) -> int:
         number = self._ids.get(name)
         if number is None:
-            number = self._ids[name] = len(self._names)
+            number = self._ids[name] = self._first + len(self._names)
             self._names.append(name)
         return number
 
+    @property
+    def next_number(self) -> int:
+        """The integer the next new name will get."""
+        return self._first + len(self._names)
+
     def name(self, number: int) -> str:
-        return self._names[number] if number < len(self._names) else str(number)
+        if number == 0:
+            return self._zero
+        index = number - self._first
+        # An integer from before this edge existed (e.g. an earlier run's order) shows as itself.
+        return self._names[index] if 0 <= index < len(self._names) else str(number)
 
 
 def _text(request: Mapping[str, Any], key: str) -> str:
@@ -96,9 +126,11 @@ def _text(request: Mapping[str, Any], key: str) -> str:
 
 
 class Edge:
-    def __init__(self) -> None:
+    def __init__(self, *, first_order_id: int = 1) -> None:
+        """first_order_id: the integer of the first new order id string; a process that resumes a
+        journal starts above every integer used before (e.g. at its last cmd seq + 1)."""
         self.instruments = InstrumentRegistry()
-        self.orders = _Names("")
+        self.orders = _Names("", max(1, first_order_id))
         self.accounts = _Names(OPERATOR)
         self._order_symbol: dict[int, int] = {}  # order id -> symbol id, for replace conversions
         self._live: set[int] = set()  # order ids the events show live (keeps _order_symbol right)
@@ -106,87 +138,104 @@ class Edge:
     # ------------------------------------------------------------------ requests -> commands
 
     def encode(self, cmd: np.void, request: Mapping[str, Any]) -> str | None:
-        """Fill cmd (zeroed) from a request; returns a problem to log when cmd.reject is MALFORMED."""
+        """Fill cmd (a zeroed record) from a request; returns a problem to log when cmd.reject is MALFORMED.
+
+        Raises RequestError, leaving cmd untouched, for a request that yields no command.
+        """
+        record, problem = self.encode_record(request)
+        for name, value in zip(COMMAND_DTYPE.names, record, strict=True):
+            if value:
+                cmd[name] = value
+        return problem
+
+    def encode_record(self, request: Mapping[str, Any]) -> tuple[tuple[int, ...], str | None]:
+        """encode() as (a COMMAND_DTYPE tuple, problem): one assignment stores it in an array slot."""
         if not isinstance(request, Mapping):
             raise RequestError("a request must be a JSON object")
         op = request.get("op")
         if op not in FIELDS_BY_OP or op == "instrument":
             raise RequestError(f"unknown op {op!r}" if op is not None else "missing field 'op'")
+        cmd = dict(_ZERO_COMMAND)  # field order = COMMAND_DTYPE order, so values() is the record
         if "ts" in request:
             ts = request["ts"]
             if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 2**63:
                 raise RequestError("ts must be a non-negative integer (ns)")
             cmd["ts"] = ts
         required, optional = FIELDS_BY_OP[op]
-        missing = sorted(required - set(request))
-        unknown = sorted(set(request) - required - optional - {"op"})
-        if op != "new":
-            if missing:
-                raise RequestError(f"{op}: missing field {missing[0]!r}")
-            if unknown:
-                raise RequestError(f"{op}: unknown field {unknown[0]!r}")
-            getattr(self, f"_encode_{op}")(cmd, request)
-            return None
-        if "id" not in request:
-            raise RequestError("new: missing field 'id'")
-        return self._encode_new(cmd, request, missing, unknown)
+        missing = sorted(required.difference(request))
+        unknown = sorted(set(request).difference(required, optional, ("op",)))
+        problem = None
+        if op == "new":
+            if "id" not in request:
+                raise RequestError("new: missing field 'id'")
+            problem = self._encode_new(cmd, request, missing, unknown)
+        elif missing:
+            raise RequestError(f"{op}: missing field {missing[0]!r}")
+        elif unknown:
+            raise RequestError(f"{op}: unknown field {unknown[0]!r}")
+        elif op == "cancel":
+            self._encode_cancel(cmd, request)
+        elif op == "replace":
+            self._encode_replace(cmd, request)
+        else:
+            self._encode_mass_cancel(cmd, request)
+        return tuple(cmd.values()), problem
 
-    def _encode_new(self, cmd: np.void, request: Mapping[str, Any], missing: list[str],
+    def _encode_new(self, cmd: dict[str, int], request: Mapping[str, Any], missing: list[str],
                     unknown: list[str]) -> str | None:
-        cmd["op"] = Op.NEW
+        cmd["op"] = _NEW
         order_id = self.orders.id(_text(request, "id"))
         cmd["order_id"] = order_id
         problems = [f"new: missing field {m!r}" for m in missing]
         problems += [f"new: unknown field {u!r}" for u in unknown]
-        reasons: list[Reason] = []
+        reasons: list[int] = []
 
-        def reject(reason: Reason, problem: str) -> None:
+        def reject(reason: int, problem: str) -> None:
             reasons.append(reason)
-            if reason == Reason.MALFORMED:
+            if reason == _MALFORMED:
                 problems.append(f"new: {problem}")
 
-        for key, target in (("account", "account"), ("symbol", "symbol")):
+        for key in ("account", "symbol"):
             if key in request:
                 try:
                     name = _text(request, key)
                 except RequestError as exc:
-                    reject(Reason.MALFORMED, str(exc))
+                    reject(_MALFORMED, str(exc))
                     continue
-                cmd[target] = self.accounts.id(name) if key == "account" else self._symbol_id(name)
-        cmd["side"] = self._enum(request, "side", SIDES, None, reject)
-        cmd["ord_type"] = self._enum(request, "type", ORDER_TYPES, OrdType.LIMIT, reject)
-        cmd["tif"] = self._enum(request, "tif", TIFS, Tif.GTC, reject)
-        cmd["stp"] = self._enum(request, "stp", STPS, Stp.NONE, reject)
+                cmd[key] = self.accounts.id(name) if key == "account" else self._symbol_id(name)
+        cmd["side"] = self._enum(request, "side", SIDES, 0, reject)
+        cmd["ord_type"] = self._enum(request, "type", ORDER_TYPES, _LIMIT, reject)
+        cmd["tif"] = self._enum(request, "tif", TIFS, _GTC, reject)
+        cmd["stp"] = self._enum(request, "stp", STPS, _STP_NONE, reject)
         post_only = request.get("post_only", False)
         if not isinstance(post_only, bool):
-            reject(Reason.MALFORMED, "post_only must be true or false")
+            reject(_MALFORMED, "post_only must be true or false")
         elif post_only:
-            cmd["flags"] = Flag.POST_ONLY
-        instrument = self.instruments.by_id(int(cmd["symbol"]))
-        is_market = cmd["ord_type"] == OrdType.MARKET
+            cmd["flags"] = _POST_ONLY
+        instrument = self.instruments.by_id(cmd["symbol"])
+        is_market = cmd["ord_type"] == _MARKET
         if not is_market and "price" not in request:
             problems.append("new: missing field 'price' (a limit order needs one)")
         # Engine order of the checks: quantity before prices; a market order ignores its price.
-        for key, rules in (("qty", QTY), ("price", PRICE), ("stop_price", STOP_PRICE),
-                           ("display_qty", DISPLAY_QTY)):
-            if key in request and not (key == "price" and is_market):
+        for key, rules in _NEW_AMOUNTS:
+            if key in request and not (is_market and key == "price"):
                 cmd[key] = self._units(instrument, request[key], rules, reject)
         if problems:
-            cmd["reject"] = Reason.MALFORMED
+            cmd["reject"] = _MALFORMED
         elif reasons:
             cmd["reject"] = reasons[0]
         if order_id not in self._order_symbol:
-            self._order_symbol[order_id] = int(cmd["symbol"])
+            self._order_symbol[order_id] = cmd["symbol"]
         return "; ".join(problems) or None
 
     @staticmethod
-    def _enum(request: Mapping[str, Any], key: str, names: Mapping[str, int], default: int | None,
+    def _enum(request: Mapping[str, Any], key: str, names: Mapping[str, int], default: int,
               reject: Any) -> int:
         if key not in request:
-            return default or 0
+            return default
         value = request[key]
         if not isinstance(value, str):
-            reject(Reason.MALFORMED, f"{key} must be a string")
+            reject(_MALFORMED, f"{key} must be a string")
             return 0
         # An unknown name goes to the engine as an invalid value: it rejects with INVALID_<FIELD>.
         return names.get(value, INVALID_ENUM)
@@ -210,28 +259,28 @@ class Edge:
     def _account_id(self, request: Mapping[str, Any]) -> int:
         return self.accounts.id(_text(request, "account")) if "account" in request else 0
 
-    def _encode_cancel(self, cmd: np.void, request: Mapping[str, Any]) -> None:
-        cmd["op"] = Op.CANCEL
+    def _encode_cancel(self, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
+        cmd["op"] = _CANCEL
         cmd["order_id"] = self.orders.id(_text(request, "id"))
         cmd["account"] = self._account_id(request)
 
-    def _encode_replace(self, cmd: np.void, request: Mapping[str, Any]) -> None:
-        cmd["op"] = Op.REPLACE
+    def _encode_replace(self, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
+        cmd["op"] = _REPLACE
         order_id = self.orders.id(_text(request, "id"))
         cmd["order_id"] = order_id
         cmd["account"] = self._account_id(request)
         instrument = self.instruments.by_id(self._order_symbol.get(order_id, 0))
-        reasons: list[Reason] = []
         if instrument is None:  # no such order: the engine answers UNKNOWN_ORDER
             return
+        reasons: list[int] = []
         cmd["qty"] = self._units(instrument, request["qty"], QTY, lambda r, _: reasons.append(r))
         if "price" in request:  # absent = keep the price (0 for the engine)
             cmd["price"] = self._units(instrument, request["price"], PRICE, lambda r, _: reasons.append(r))
         if reasons:
             cmd["reject"] = reasons[0]
 
-    def _encode_mass_cancel(self, cmd: np.void, request: Mapping[str, Any]) -> None:
-        cmd["op"] = Op.MASS_CANCEL
+    def _encode_mass_cancel(self, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
+        cmd["op"] = _MASS_CANCEL
         cmd["account"] = self._account_id(request)  # 0 = every account
         if "symbol" in request:  # absent = every symbol; an unknown one matches nothing
             cmd["symbol"] = self._symbol_id(_text(request, "symbol"))
@@ -283,7 +332,9 @@ class Edge:
         if kind == EventType.REJECTED:
             out["op"] = _OP_NAMES.get(event[_F["op"]], str(event[_F["op"]]))
             if request is not None:  # echo what was sent: it may be exactly what could not be parsed
-                out.update((k, v) for k, v in request.items() if k != "op")
+                for key, value in request.items():
+                    if key != "op":
+                        out["order_type" if key == "type" else key] = value
                 return out
         symbol = instrument.symbol if instrument else str(event[_F["symbol"]])
         if kind == EventType.INSTRUMENT_ADDED or event[_F["op"]] == Op.ADD_INSTRUMENT:

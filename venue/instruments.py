@@ -13,10 +13,11 @@ always print the same and every printed value parses back to the same integer.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import numpy as np
 
@@ -24,11 +25,12 @@ from core_cython.records import Reason, set_instrument
 
 INT64_MAX = 2**63 - 1
 ENGINE_PRODUCT_LIMIT = 2**62  # the engine refuses max_price x max_qty at or above this
+MAX_SYMBOL_ID = 65_535  # the engine's limit
 UNKNOWN_SYMBOL_ID = 0xFFFF_FFFF  # never assigned: the engine answers UNKNOWN_SYMBOL for it
 
 # Plain decimal notation only (no exponent, underscores, spaces, NaN or Infinity): what an API
 # client should send. Anything else is MALFORMED rather than guessed at.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DECIMAL_TEXT = re.compile(r"([+-]?)(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))")
 _MAX_TEXT = 100  # characters: refuses absurd inputs before any big-int work
 _MAX_DIGITS = 40  # integer digits beyond which a value is "too large" without further arithmetic
 DEFAULT_SCALE_LIMIT = 10**9  # default max price / max qty, in ticks / lots (product < 2^62)
@@ -80,34 +82,51 @@ DISPLAY_QTY = FieldRules("display_qty", Reason.INVALID_DISPLAY_QTY, Reason.INVAL
                          Reason.OFF_LOT)
 
 
-def parse_decimal(value: object, what: str = "value") -> Decimal:
-    """A finite Decimal from a plain decimal string (or an int / Decimal); EdgeReject(MALFORMED) if not."""
-    if isinstance(value, bool):  # bool is an int subclass: true is not 1 here
+def _parts(value: object, what: str) -> tuple[bool, int, int]:
+    """(negative, mantissa, exponent) with value = -+ mantissa x 10^exponent and no trailing zeros
+    in a non-zero mantissa; EdgeReject(MALFORMED) for anything but a plain decimal string, an int or
+    a finite Decimal (what a JSON parser with parse_float=Decimal gives)."""
+    if isinstance(value, str):  # the common case, parsed without Decimal for speed
+        if len(value) > _MAX_TEXT:
+            raise EdgeReject(Reason.MALFORMED, f"{what} is longer than {_MAX_TEXT} characters")
+        match = _DECIMAL_TEXT.fullmatch(value)
+        if match is None:
+            raise EdgeReject(Reason.MALFORMED, f"{what} {value!r} is not a plain decimal number")
+        sign, whole, fraction = match.group(1), match.group(2) or "", (match.group(3) or match.group(4) or "")
+        fraction = fraction.rstrip("0")
+        mantissa = int(whole + fraction) if whole or fraction else 0
+        exponent = -len(fraction)
+        negative = sign == "-"
+    elif isinstance(value, bool):  # bool is an int subclass: true is not 1 here
         raise EdgeReject(Reason.MALFORMED, f"{what} must be a decimal string, not {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
+    elif isinstance(value, int):
+        negative, mantissa, exponent = value < 0, abs(value), 0
+    elif isinstance(value, Decimal):
         if not value.is_finite():
             raise EdgeReject(Reason.MALFORMED, f"{what} must be finite, not {value}")
-        return value
-    if not isinstance(value, str):
+        sign_bit, digits, exponent = value.as_tuple()
+        if len(digits) > _MAX_TEXT:
+            raise EdgeReject(Reason.MALFORMED, f"{what} has more than {_MAX_TEXT} digits")
+        negative, mantissa = bool(sign_bit), int("".join(map(str, digits)))
+    else:
         raise EdgeReject(Reason.MALFORMED, f"{what} must be a decimal string, not {value!r}")
-    if not _DECIMAL_TEXT.fullmatch(value):
-        raise EdgeReject(Reason.MALFORMED, f"{what} {value!r} is not a plain decimal number")
-    if len(value) > _MAX_TEXT:
-        raise EdgeReject(Reason.MALFORMED, f"{what} is longer than {_MAX_TEXT} characters")
-    try:
-        return Decimal(value)
-    except InvalidOperation:  # unreachable after the regex; kept as a guard
-        raise EdgeReject(Reason.MALFORMED, f"{what} {value!r} is not a number") from None
+    if mantissa == 0:
+        return False, 0, 0
+    while mantissa % 10 == 0:
+        mantissa //= 10
+        exponent += 1
+    return negative, mantissa, exponent
 
 
-def _ratio(number: Decimal, unit: _Unit) -> tuple[int, int]:
-    """number / unit as (numerator, denominator) of integers (number has at most _MAX_TEXT digits)."""
-    sign, digits, exponent = number.as_tuple()
-    mantissa = int("".join(map(str, digits)))
-    # number = mantissa x 10^exponent and unit = unit.mantissa x 10^-places, so
-    # number / unit = mantissa x 10^(exponent + places) / unit.mantissa.
+def parse_decimal(value: object, what: str = "value") -> Decimal:
+    """A finite Decimal from a plain decimal string (or an int / Decimal); EdgeReject(MALFORMED) if not."""
+    negative, mantissa, exponent = _parts(value, what)
+    return Decimal((int(negative), tuple(map(int, str(mantissa))), exponent))
+
+
+def _ratio(mantissa: int, exponent: int, unit: _Unit) -> tuple[int, int]:
+    """(mantissa x 10^exponent) / unit as (numerator, denominator) of integers."""
+    # unit = unit.mantissa x 10^-places, so the ratio is mantissa x 10^(exponent + places) / unit.mantissa.
     shift = exponent + unit.places
     if shift >= 0:
         return mantissa * 10**shift, unit.mantissa
@@ -116,14 +135,16 @@ def _ratio(number: Decimal, unit: _Unit) -> tuple[int, int]:
 
 def to_units(value: object, unit: _Unit, rules: FieldRules) -> int:
     """value / unit as an exact integer, or EdgeReject with the field's reason."""
-    number = parse_decimal(value, rules.name)
-    if number.is_zero():
+    negative, mantissa, exponent = _parts(value, rules.name)
+    if mantissa == 0:
         return 0
-    if number < 0:
+    if negative:
         raise EdgeReject(rules.negative, f"{rules.name} {value} is negative")
-    if number.adjusted() >= _MAX_DIGITS:
+    if len(str(mantissa)) + exponent > _MAX_DIGITS:
         raise EdgeReject(rules.too_large, f"{rules.name} {value} is too large")
-    units, remainder = divmod(*_ratio(number, unit))
+    # Without trailing zeros, a mantissa with more decimals than the unit cannot be a multiple of it.
+    off_grid = exponent + unit.places < 0
+    units, remainder = (0, 1) if off_grid else divmod(*_ratio(mantissa, exponent, unit))
     if remainder:
         raise EdgeReject(rules.off_grid, f"{rules.name} {value} is not a multiple of {unit_text(unit)}")
     if units > INT64_MAX:
@@ -133,12 +154,16 @@ def to_units(value: object, unit: _Unit, rules: FieldRules) -> int:
 
 def from_units(count: int, unit: _Unit) -> str:
     """count x unit as a string with exactly unit.places decimals (the module's output rule)."""
-    value = count * unit.mantissa
-    sign = "-" if value < 0 else ""
-    if unit.places == 0:
-        return f"{sign}{abs(value)}"
-    whole, fraction = divmod(abs(value), 10**unit.places)
-    return f"{sign}{whole}.{fraction:0{unit.places}d}"
+    return _format_units(count, unit.mantissa, unit.places)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # event streams repeat the same prices and sizes a lot
+def _format_units(count: int, mantissa: int, places: int) -> str:
+    value = count * mantissa
+    if places == 0:
+        return str(value)
+    digits = str(abs(value)).rjust(places + 1, "0")
+    return f"{'-' if value < 0 else ''}{digits[:-places]}.{digits[-places:]}"
 
 
 def unit_text(unit: _Unit) -> str:
@@ -177,7 +202,8 @@ def _limit_units(value: object, unit: _Unit, what: str, default: int) -> int:
 
 
 def _ceil_units(amount: Decimal, unit: _Unit) -> int:
-    numerator, denominator = _ratio(amount, unit)
+    _, mantissa, exponent = _parts(amount, "amount")
+    numerator, denominator = _ratio(mantissa, exponent, unit)
     return -(-numerator // denominator)
 
 
@@ -298,12 +324,15 @@ class InstrumentRegistry:
         return symbol in self._by_symbol
 
     def next_id(self) -> int:
-        return len(self._by_id) + 1
+        return max(self._by_id, default=0) + 1
 
-    def add(self, instrument: Instrument) -> int:
+    def add(self, instrument: Instrument, symbol_id: int | None = None) -> int:
+        """Register under symbol_id (default: the next one); returns the id."""
         if instrument.symbol in self._by_symbol:
             raise InstrumentError(f"instrument {instrument.symbol} is already defined")
-        symbol_id = self.next_id()
+        symbol_id = self.next_id() if symbol_id is None else symbol_id
+        if symbol_id in self._by_id or not 1 <= symbol_id <= MAX_SYMBOL_ID:
+            raise InstrumentError(f"symbol id {symbol_id} is taken or out of range")
         self._by_symbol[instrument.symbol] = (symbol_id, instrument)
         self._by_id[symbol_id] = instrument
         return symbol_id

@@ -1,0 +1,137 @@
+"""`venue bench` end to end on tiny workloads: every section prints and the numbers are sane.
+
+Nothing here asserts a speed: unit tests run on shared, noisy machines.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("core_cython.engine")
+
+from bench.runner import main  # noqa: E402
+from bench.workload_file import WorkloadFileError, load_workload_file  # noqa: E402
+
+TINY = ["--commands", "3000", "--preload", "500", "--symbols", "2", "--accounts", "50", "--batch", "256"]
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[str, dict]:
+    out_json = tmp_path / "bench.json"
+    assert main([*args, "--dir", str(tmp_path / "journals"), "--json", str(out_json)]) == 0
+    return capsys.readouterr().out, json.loads(out_json.read_text())
+
+
+def _check_latency(lat: dict[str, int]) -> None:
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+
+
+def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text, res = _run(TINY, capsys, tmp_path)
+    for heading in ("machine", "[1] engine in-process", "[2] engine + journal", "[3] recovery", "targets",
+                    "seed 42", "3,000", "256 commands per group commit", "async", "sync"):
+        assert heading in text
+    assert text.count("-> met") + text.count("-> NOT MET") == 2 * 3  # each target in its section + summary
+
+    eng = res["engine"]
+    assert eng["commands"] == 3000 and eng["events"] > 3000 * 0.9
+    assert eng["same_state"] and eng["live_orders_start"] == 500
+    _check_latency(eng["latency_ns"])
+    assert eng["event_types"]["trade"] > 0 and eng["event_types"]["cancelled"] > 0
+    assert 0.5 < eng["cancels_replaces_live"] <= 1
+
+    for mode in ("async", "sync"):
+        j = res["journal"][mode]
+        assert j["events"] == eng["events"]  # same flow, same engine: same events
+        assert j["batches"] == -(-3000 // 256)
+        _check_latency(j["latency_ns"])
+        assert j["commands_per_s"] > 0 and j["journal_bytes"] > 0
+
+    rec = res["recovery"]
+    assert rec["same_state"]
+    assert rec["commands"] == 3000 + 500 + 2  # the journal also holds the untimed setup
+    assert rec["events"] > eng["events"]
+    assert rec["seconds_per_million_events"] > 0
+
+    assert set(res["targets"]) == {"engine_commands_per_s", "journal_sync_events_per_s",
+                                   "recovery_s_per_million_events"}
+    assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
+    assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
+
+
+def test_keep_leaves_the_journals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text, _ = _run([*TINY, "--only", "journal", "--keep"], capsys, tmp_path)
+    (run_dir,) = (tmp_path / "journals").iterdir()
+    assert f"journals kept in {run_dir}" in text
+    assert {p.name for p in run_dir.iterdir()} == {"journal-async", "journal-sync"}
+
+
+def test_only_recovery_builds_its_own_journal(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text, res = _run([*TINY, "--only", "recovery"], capsys, tmp_path)
+    assert "[1]" not in text and "[2]" not in text and "[3] recovery" in text
+    assert set(res) >= {"recovery"} and "engine" not in res and "journal" not in res
+    assert res["recovery"]["same_state"]
+
+
+def test_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*TINY, "--only", "engine", "--json"]) == 0
+    text = capsys.readouterr().out
+    res = json.loads(text[text.index("\n{") + 1:])
+    assert res["engine"]["commands"] == 3000
+
+
+WORKLOAD = """\
+{"op":"instrument","symbol":"BTC-USDT","base":"BTC","quote":"USDT","tick_size":"0.01","lot_size":"0.001"}
+{"op":"new","id":"a1","account":"alice","symbol":"BTC-USDT","side":"sell","type":"limit","price":"100.00","qty":"2"}
+{"op":"new","id":"a2","account":"alice","symbol":"BTC-USDT","side":"sell","type":"limit","price":"100.50","qty":"1"}
+{"op":"new","id":"b1","account":"bob","symbol":"BTC-USDT","side":"buy","type":"limit","price":"100.00","qty":"0.5"}
+not json at all
+{"op":"replace","id":"a2","price":"100.25","qty":"1"}
+{"op":"new","id":"b2","account":"bob","symbol":"BTC-USDT","side":"buy","type":"market","qty":"1"}
+{"op":"new","id":"b3","account":"bob","symbol":"BTC-USDT","side":"buy","type":"limit","price":"99.001","qty":"1"}
+{"op":"cancel","id":"a1"}
+{"op":"mass_cancel"}
+"""
+
+
+def test_workload_file_decodes_like_venue_match(tmp_path: Path) -> None:
+    from core_cython.engine import Engine
+
+    from venue.match import run_match
+
+    path = tmp_path / "flow.jsonl"
+    path.write_text(WORKLOAD)
+    wl = load_workload_file(str(path))
+    assert wl.commands.size == 9 and wl.counts["bad_lines"] == 1 and wl.instruments == 1
+    assert wl.setup.size == 0
+
+    engine = Engine()
+    events = engine.process(wl.commands.copy())
+    matched = run_match(WORKLOAD.splitlines(keepends=True), io.StringIO(), engine=Engine(),
+                        errors=io.StringIO())
+    assert events == matched.stats.events  # same commands as `venue match` would run
+    assert engine.state_hash() == matched.engine.state_hash()
+
+
+def test_workload_file_runs_every_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "flow.jsonl"
+    path.write_text(WORKLOAD)
+    text, res = _run(["--workload", str(path), "--batch", "4"], capsys, tmp_path)
+    assert f"file {path}" in text and "1 bad lines skipped" in text
+    assert res["engine"]["commands"] == 9 and res["engine"]["same_state"]
+    assert res["journal"]["sync"]["batches"] == 3
+    assert res["recovery"]["same_state"] and res["recovery"]["commands"] == 9
+
+
+def test_workload_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(WorkloadFileError):
+        load_workload_file(str(tmp_path / "missing.jsonl"))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(WorkloadFileError):
+        load_workload_file(str(empty))
+    assert main(["--workload", str(empty)]) == 1
+    assert "venue bench: error" in capsys.readouterr().err

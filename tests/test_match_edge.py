@@ -1,0 +1,286 @@
+"""The decimal edge: strings <-> ticks and lots, instrument definitions, requests -> command records."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core_cython.records import COMMAND_DTYPE, Flag, Op, OrdType, Reason, Side, Stp, Tif, new_commands
+from venue.edge import INVALID_ENUM, Edge, RequestError
+from venue.instruments import (
+    DISPLAY_QTY,
+    INT64_MAX,
+    STOP_PRICE,
+    UNKNOWN_SYMBOL_ID,
+    EdgeReject,
+    Instrument,
+    InstrumentError,
+    InstrumentRegistry,
+    parse_decimal,
+)
+
+BTC = Instrument.define("BTC-USDT", "BTC", "USDT", "0.01", "0.0001", min_notional="10")
+COARSE = Instrument.define("IDX", "I", "USD", "5", "10")  # tick 5, lot 10: grids above 1
+
+
+def reason_of(call, *args) -> Reason:
+    with pytest.raises(EdgeReject) as caught:
+        call(*args)
+    assert "\n" not in str(caught.value)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "ticks"),
+    [("100.00", 10_000), ("100", 10_000), ("100.5", 10_050), ("0.01", 1), (".5", 50), ("5.", 500),
+     ("+7", 700), ("0", 0), ("-0", 0), ("0.000", 0), ("100.0100000", 10_001),
+     ("92233720368547758.07", INT64_MAX), (7, 700), (Decimal("1.10"), 110)],
+)
+def test_to_ticks_on_grid(text: object, ticks: int) -> None:
+    assert BTC.to_ticks(text) == ticks
+
+
+@pytest.mark.parametrize("text", ["100.001", "0.005", "0." + "0" * 60 + "1", "1.0000000000000000000001"])
+def test_off_tick_prices(text: str) -> None:
+    assert reason_of(BTC.to_ticks, text) == Reason.OFF_TICK
+
+
+@pytest.mark.parametrize("text", ["1.00001", "0.00005"])
+def test_off_lot_quantities(text: str) -> None:
+    assert reason_of(BTC.to_lots, text) == Reason.OFF_LOT
+    assert reason_of(BTC.to_lots, text, DISPLAY_QTY) == Reason.OFF_LOT
+
+
+def test_grids_coarser_than_one() -> None:
+    assert COARSE.to_ticks("105") == 21 and COARSE.from_ticks(21) == "105"
+    assert COARSE.to_lots("30") == 3 and COARSE.from_lots(3) == "30"
+    assert reason_of(COARSE.to_ticks, "102") == Reason.OFF_TICK
+    assert reason_of(COARSE.to_ticks, "105.5") == Reason.OFF_TICK
+    assert reason_of(COARSE.to_lots, "15") == Reason.OFF_LOT
+
+
+@pytest.mark.parametrize(
+    "text", ["abc", "", " 1", "1 ", "1e5", "1E-2", "NaN", "nan", "Infinity", "-inf", "1_000", "1,5", "0x10",
+             "1.2.3", ".", "+", "--1", "١٠٠", "1" * 101, 1.5, True, None, [1], Decimal("NaN"),
+             Decimal("Infinity")],
+)
+def test_malformed_values(text: object) -> None:
+    assert reason_of(BTC.to_ticks, text) == Reason.MALFORMED
+    assert reason_of(BTC.to_lots, text) == Reason.MALFORMED
+
+
+def test_negative_values_get_the_field_reason() -> None:
+    assert reason_of(BTC.to_lots, "-1") == Reason.INVALID_QTY
+    assert reason_of(BTC.to_ticks, "-0.01") == Reason.INVALID_PRICE
+    assert reason_of(BTC.to_ticks, "-5", STOP_PRICE) == Reason.INVALID_STOP_PRICE
+    assert reason_of(BTC.to_lots, "-1", DISPLAY_QTY) == Reason.INVALID_DISPLAY_QTY
+
+
+@pytest.mark.parametrize("text", ["92233720368547758.08", "1" + "0" * 40, "9" * 99, Decimal("1E+999999")])
+def test_huge_values_are_above_any_maximum(text: object) -> None:
+    assert reason_of(BTC.to_ticks, text) == Reason.PRICE_ABOVE_MAX
+    assert reason_of(BTC.to_lots, text) == Reason.QTY_ABOVE_MAX
+
+
+def test_tiny_decimal_exponent_is_off_grid_without_big_int_work() -> None:
+    assert reason_of(BTC.to_ticks, Decimal("1E-999999")) == Reason.OFF_TICK
+
+
+@pytest.mark.parametrize(
+    ("ticks", "text"),
+    [(10_000, "100.00"), (1, "0.01"), (0, "0.00"), (-5, "-0.05"), (INT64_MAX, "92233720368547758.07")],
+)
+def test_from_ticks_uses_the_tick_decimals(ticks: int, text: str) -> None:
+    assert BTC.from_ticks(ticks) == text
+
+
+def test_from_lots_uses_the_lot_decimals() -> None:
+    assert BTC.from_lots(15_000) == "1.5000"
+    assert BTC.from_lots(1) == "0.0001"
+
+
+@given(st.integers(min_value=0, max_value=INT64_MAX))
+def test_round_trip_ticks_and_lots(n: int) -> None:
+    assert BTC.to_ticks(BTC.from_ticks(n)) == n
+    assert BTC.to_lots(BTC.from_lots(n)) == n
+    assert COARSE.to_ticks(COARSE.from_ticks(n)) == n
+    assert Decimal(BTC.from_ticks(n)) == Decimal(n) * Decimal("0.01")  # exact, no float anywhere
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=0, max_value=10**12))
+def test_on_grid_iff_a_multiple_of_the_tick(value: Decimal) -> None:
+    text = format(value, "f")
+    if value % Decimal("0.01") == 0:
+        assert Decimal(BTC.from_ticks(BTC.to_ticks(text))) == value
+    else:
+        assert reason_of(BTC.to_ticks, text) == Reason.OFF_TICK
+
+
+def test_parse_decimal_is_exact() -> None:
+    assert parse_decimal("0.1") + parse_decimal("0.2") == Decimal("0.3")
+    assert parse_decimal("-12.3400") == Decimal("-12.34")
+
+
+def test_instrument_limits_in_engine_units() -> None:
+    assert BTC.min_notional_units == 10_000_000
+    odd = Instrument.define("X", "A", "B", "0.01", "0.0001", min_notional="10.0000001")
+    assert odd.min_notional_units == 10_000_001  # rounded up: price x qty >= it <=> notional >= min
+    cmd = new_commands(1)
+    BTC.fill_add_command(cmd[0], 3)
+    assert cmd[0]["op"] == Op.ADD_INSTRUMENT and cmd[0]["symbol"] == 3
+    assert (cmd[0]["price"], cmd[0]["qty"], cmd[0]["display_qty"]) == (10**9, 1, 10**9)
+    assert (cmd[0]["stop_price"], cmd[0]["order_id"]) == (10_000_000, 500)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tick_size": "0"}, "tick_size must be positive"),
+        ({"tick_size": "-0.01"}, "tick_size must be positive"),
+        ({"lot_size": "x"}, "lot_size 'x' is not a plain decimal number"),
+        ({"tick_size": "0." + "0" * 18 + "1"}, "more than 18 decimals"),
+        ({"min_qty": "0.00005"}, "min_qty 0.00005 is not a multiple of 0.0001"),
+        ({"min_qty": "2", "max_qty": "1"}, "max_qty 1 is below min_qty 2"),
+        ({"max_price": "0"}, "max_price must be positive"),
+        ({"min_notional": "-1"}, "min_notional must not be negative"),
+        ({"market_band_bps": 10_001}, "market_band_bps must be an integer in 1..10000"),
+        ({"market_band_bps": True}, "market_band_bps must be an integer in 1..10000"),
+        ({"max_price": "100000000000", "max_qty": "100000000"}, "too large for the engine"),
+        ({"symbol": ""}, "symbol must be a non-empty string"),
+        ({"symbol": "BTC USDT"}, "symbol must be a non-empty string without spaces"),
+    ],
+)
+def test_bad_instrument_definitions(kwargs: dict, message: str) -> None:
+    spec = {"symbol": "BTC-USDT", "base": "BTC", "quote": "USDT", "tick_size": "0.01", "lot_size": "0.0001"}
+    spec.update(kwargs)
+    with pytest.raises(InstrumentError, match=message):
+        Instrument.define(**spec)
+
+
+def test_registry_ids_start_at_one_in_definition_order() -> None:
+    registry = InstrumentRegistry()
+    assert registry.add(BTC) == 1
+    assert registry.add(COARSE) == 2
+    assert registry.id_of("IDX") == 2 and registry.by_id(1) is BTC and registry.get("nope") is None
+    assert [symbol_id for symbol_id, _ in registry] == [1, 2]
+    with pytest.raises(InstrumentError, match="already defined"):
+        registry.add(BTC)
+
+
+# ---------------------------------------------------------------------------- requests -> records
+
+
+def edge_with_btc() -> Edge:
+    edge = Edge()
+    edge.instrument_added(BTC)
+    return edge
+
+
+def encode(edge: Edge, request: dict) -> tuple[dict, str | None]:
+    record, problem = edge.encode_record(request)
+    return dict(zip(COMMAND_DTYPE.names, record, strict=True)), problem
+
+
+NEW = {"op": "new", "id": "o1", "account": "a1", "symbol": "BTC-USDT", "side": "buy", "type": "limit",
+       "price": "100.00", "qty": "1.5", "tif": "gtc"}
+
+
+def test_a_new_order_becomes_integers() -> None:
+    edge = edge_with_btc()
+    cmd, problem = encode(edge, dict(NEW, post_only=True, stp="cancel_maker", display_qty="0.5", ts=7))
+    assert problem is None
+    assert cmd["op"] == Op.NEW and cmd["order_id"] == 1 and cmd["account"] == 1 and cmd["symbol"] == 1
+    assert (cmd["side"], cmd["ord_type"], cmd["tif"], cmd["stp"]) == (Side.BUY, OrdType.LIMIT, Tif.GTC,
+                                                                      Stp.CANCEL_MAKER)
+    assert (cmd["price"], cmd["qty"], cmd["display_qty"], cmd["flags"], cmd["ts"]) == (10_000, 15_000, 5_000,
+                                                                                       Flag.POST_ONLY, 7)
+    assert cmd["reject"] == 0
+
+
+def test_string_ids_keep_their_integer() -> None:
+    edge = edge_with_btc()
+    first, _ = encode(edge, NEW)
+    other, _ = encode(edge, dict(NEW, id="o2", account="a2"))
+    cancel, _ = encode(edge, {"op": "cancel", "id": "o1"})
+    again, _ = encode(edge, NEW)
+    assert first["order_id"] == cancel["order_id"] == again["order_id"] == 1
+    assert other["order_id"] == 2 and other["account"] == 2
+    assert cancel["account"] == 0  # no account: the operator
+
+
+def test_edge_problems_become_rejects_not_drops() -> None:
+    edge = edge_with_btc()
+    assert encode(edge, dict(NEW, price="100.001"))[0]["reject"] == Reason.OFF_TICK
+    assert encode(edge, dict(NEW, qty="1.00001"))[0]["reject"] == Reason.OFF_LOT
+    assert encode(edge, dict(NEW, qty="-1"))[0]["reject"] == Reason.INVALID_QTY
+    # quantity is checked before price, as in the engine
+    assert encode(edge, dict(NEW, qty="1.00001", price="100.001"))[0]["reject"] == Reason.OFF_LOT
+    cmd, problem = encode(edge, dict(NEW, price="lots"))
+    assert cmd["reject"] == Reason.MALFORMED and "price 'lots'" in problem
+    cmd, problem = encode(edge, {k: v for k, v in NEW.items() if k != "qty"})
+    assert cmd["reject"] == Reason.MALFORMED and problem == "new: missing field 'qty'"
+    cmd, problem = encode(edge, dict(NEW, colour="red"))
+    assert cmd["reject"] == Reason.MALFORMED and "unknown field 'colour'" in problem
+    cmd, problem = encode(edge, dict(NEW, post_only="yes"))
+    assert cmd["reject"] == Reason.MALFORMED and "post_only" in problem
+
+
+def test_unknown_names_go_to_the_engine_as_invalid_values() -> None:
+    edge = edge_with_btc()
+    cmd, problem = encode(edge, dict(NEW, side="up", tif="day", stp="never"))
+    assert problem is None and cmd["reject"] == 0
+    assert cmd["side"] == cmd["tif"] == cmd["stp"] == INVALID_ENUM
+    cmd, _ = encode(edge, dict(NEW, symbol="DOGE-USDT", price="1.234"))
+    assert cmd["symbol"] == UNKNOWN_SYMBOL_ID and cmd["reject"] == 0  # the engine says UNKNOWN_SYMBOL
+
+
+def test_market_orders_ignore_their_price() -> None:
+    cmd, problem = encode(edge_with_btc(), dict(NEW, type="market", price="garbage"))
+    assert problem is None and cmd["ord_type"] == OrdType.MARKET and cmd["price"] == 0 and cmd["reject"] == 0
+
+
+def test_replace_converts_with_the_order_instrument() -> None:
+    edge = edge_with_btc()
+    encode(edge, NEW)
+    cmd, _ = encode(edge, {"op": "replace", "id": "o1", "price": "101.50", "qty": "2"})
+    assert (cmd["op"], cmd["order_id"], cmd["price"], cmd["qty"]) == (Op.REPLACE, 1, 10_150, 20_000)
+    cmd, _ = encode(edge, {"op": "replace", "id": "o1", "qty": "2"})
+    assert cmd["price"] == 0  # keep the price
+    assert encode(edge, {"op": "replace", "id": "o1", "qty": "2.00001"})[0]["reject"] == Reason.OFF_LOT
+
+
+def test_mass_cancel_scopes() -> None:
+    edge = edge_with_btc()
+    everything, _ = encode(edge, {"op": "mass_cancel"})
+    assert (everything["account"], everything["symbol"]) == (0, 0)
+    scoped, _ = encode(edge, {"op": "mass_cancel", "account": "a9", "symbol": "BTC-USDT"})
+    assert scoped["account"] == 1 and scoped["symbol"] == 1
+    unknown, _ = encode(edge, {"op": "mass_cancel", "symbol": "DOGE-USDT"})
+    assert unknown["symbol"] == UNKNOWN_SYMBOL_ID  # matches nothing, never "all symbols"
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"op": "teleport"}, "unknown op 'teleport'"),
+        ({"id": "o1"}, "missing field 'op'"),
+        ({"op": "cancel"}, "cancel: missing field 'id'"),
+        ({"op": "cancel", "id": "o1", "why": 1}, "cancel: unknown field 'why'"),
+        ({"op": "replace", "id": "o1"}, "replace: missing field 'qty'"),
+        ({"op": "new", "account": "a1"}, "new: missing field 'id'"),
+        (dict(NEW, ts=-1), "ts must be a non-negative integer"),
+        (["not", "an", "object"], "a request must be a JSON object"),
+    ],
+)
+def test_requests_without_a_command(request_: object, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        edge_with_btc().encode_record(request_)  # type: ignore[arg-type]
+
+
+def test_encode_fills_a_record_in_place() -> None:
+    cmds = new_commands(2)
+    problem = edge_with_btc().encode(cmds[1], NEW)
+    assert problem is None and cmds[1]["qty"] == 15_000 and cmds[0]["qty"] == 0
