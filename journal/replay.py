@@ -10,9 +10,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-from core_cython.engine import Engine
 from tqdm import tqdm
 
+from core_cython.engine import Engine
 from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE
 from journal.errors import JournalCorruptError
 from journal.format import RecordKind

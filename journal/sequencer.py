@@ -15,8 +15,8 @@ import hashlib
 import os
 
 import numpy as np
-from core_cython.engine import Engine
 
+from core_cython.engine import Engine
 from core_cython.records import COMMAND_DTYPE
 from journal.errors import JournalError
 from journal.replay import recover_engine

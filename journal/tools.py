@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from core_cython.engine import Engine
 
+from core_cython.engine import Engine
 from journal.errors import JournalCorruptError
 from journal.format import RecordKind, SnapshotHeader, batch_records, decode_batch_header
 from journal.replay import recover_engine, replay_commands

@@ -99,7 +99,6 @@ not json at all
 
 def test_workload_file_decodes_like_venue_match(tmp_path: Path) -> None:
     from core_cython.engine import Engine
-
     from venue.match import run_match
 
     path = tmp_path / "flow.jsonl"

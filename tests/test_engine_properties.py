@@ -93,7 +93,7 @@ AVOID_REPLACE_CHECK_ORDER_DEVIATION = True
 @st.composite
 def replaces(draw: st.DrawFn) -> Command:
     if AVOID_REPLACE_CHECK_ORDER_DEVIATION:
-        price, qty = draw(st.one_of(st.just(0), st.integers(95, 105))), draw(st.integers(1, 12))
+        price, qty = draw(st.one_of(st.just(0), st.integers(95, 105))), draw(st.integers(2, 12))
     else:
         price, qty = draw(st.one_of(st.just(0), PRICES)), draw(QTYS)
     return replace(draw(ORDER_IDS), draw(st.integers(0, 3)), price, qty, symbol=draw(SYMBOL))
@@ -119,9 +119,11 @@ COMMANDS = st.integers(0, 99).flatmap(lambda i: (
 
 
 @st.composite
-def flows(draw: st.DrawFn, min_size: int = 1, max_size: int = 70) -> list[Command]:
+def flows(draw: st.DrawFn, min_size: int = 5, max_size: int = 80) -> list[Command]:
     """Instrument definitions, then random commands with increasing timestamps."""
-    cmds = [*INSTRUMENTS, *draw(st.lists(COMMANDS, min_size=min_size, max_size=max_size))]
+    # draw the length explicitly: st.lists alone favours very short lists, which rarely trade
+    n = draw(st.integers(min_size, max_size), label="commands")
+    cmds = [*INSTRUMENTS, *draw(st.lists(COMMANDS, min_size=n, max_size=n))]
     return [{**c, "ts": 1_000 + i} for i, c in enumerate(cmds)]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import lmdb
 import numpy as np
 import pytest
-from core_cython.engine import Engine
 
+from core_cython.engine import Engine
 from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE, Op
 from journal import (
     Journal,

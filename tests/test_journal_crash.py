@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from core_cython.engine import Engine
 
+from core_cython.engine import Engine
 from journal import Journal, JournaledEngine, RecordKind, replay, verify
 
 REPO = Path(__file__).resolve().parent.parent

@@ -80,6 +80,8 @@ _NEW_AMOUNTS = (("qty", QTY), ("price", PRICE), ("stop_price", STOP_PRICE), ("di
 _NEW, _CANCEL, _REPLACE, _MASS_CANCEL = int(Op.NEW), int(Op.CANCEL), int(Op.REPLACE), int(Op.MASS_CANCEL)
 _LIMIT, _MARKET, _GTC, _STP_NONE = int(OrdType.LIMIT), int(OrdType.MARKET), int(Tif.GTC), int(Stp.NONE)
 _POST_ONLY, _MALFORMED = int(Flag.POST_ONLY), int(Reason.MALFORMED)
+_ACCEPTED, _REJECTED, _TRADE = int(EventType.ACCEPTED), int(EventType.REJECTED), int(EventType.TRADE)
+_CANCELLED, _EXPIRED = int(EventType.CANCELLED), int(EventType.EXPIRED)
 
 
 class RequestError(ValueError):
@@ -299,23 +301,23 @@ class Edge:
 
     def observe(self, events: np.ndarray) -> None:
         """Track which orders are live (keeps replace conversions on the right instrument)."""
-        for seq_type, order_id, symbol, leaves, maker_order, maker_leaves, op in zip(
+        for kind, order_id, symbol, leaves, maker_order, maker_leaves, op in zip(
             events["type"].tolist(), events["order_id"].tolist(), events["symbol"].tolist(),
             events["leaves"].tolist(), events["maker_order"].tolist(), events["maker_leaves"].tolist(),
             events["op"].tolist(), strict=True,
         ):
-            if seq_type == EventType.ACCEPTED:
+            if kind == _ACCEPTED:
                 self._live.add(order_id)
                 self._order_symbol[order_id] = symbol
-            elif seq_type == EventType.TRADE:
+            elif kind == _TRADE:
                 if leaves == 0:
                     self._forget(order_id)
                 if maker_leaves == 0:
                     self._forget(maker_order)
-            elif seq_type in (EventType.CANCELLED, EventType.EXPIRED):
+            elif kind == _CANCELLED or kind == _EXPIRED:
                 self._forget(order_id)
-            elif seq_type == EventType.REJECTED and op == Op.NEW and order_id not in self._live:
-                self._order_symbol.pop(order_id, None)
+            elif kind == _REJECTED and op == _NEW and order_id not in self._live:
+                self._order_symbol.pop(order_id, None)  # a tentative entry of a NEW that never lived
 
     def _forget(self, order_id: int) -> None:
         self._live.discard(order_id)

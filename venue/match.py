@@ -203,7 +203,8 @@ def main(input_path: str, output_path: str | None, book_path: str | None, batch_
     if batch_size < 1:
         raise MatchError("--batch must be at least 1")
     if input_path != "-" and not Path(input_path).is_file():
-        raise MatchError(f"input file {input_path} not found")
+        problem = "is not a file" if Path(input_path).exists() else "not found"
+        raise MatchError(f"input file {input_path} {problem}")
     lines = read_lines(input_path)
     if output_path is None:
         matcher = run_match(lines, sys.stdout, engine=Engine(), batch_size=batch_size, source=input_path)

@@ -41,6 +41,8 @@ class Venue:
     engine: Any  # journal.JournaledEngine
     edge: Edge
     config: VenueConfig
+    recovered_at: tuple[int, int] = (0, 0)  # (cmd seq, event seq) found in the journal
+    newly_defined: list[str] = field(default_factory=list)  # symbols this start added to the engine
 
 
 @dataclass
@@ -151,10 +153,11 @@ def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue
     engine = JournaledEngine.open(settings.path, durability=settings.durability,  # type: ignore[arg-type]
                                   snapshot_every_events=settings.snapshot_interval, progress=progress)
     try:
+        recovered_at = (engine.last_cmd_seq, engine.last_event_seq)
         # Every integer order id used so far is <= the last cmd seq (one new id per command at most).
         edge = Edge(first_order_id=engine.last_cmd_seq + 1)
-        define_instruments(engine, edge, config.instruments)
-        yield Venue(engine, edge, config)
+        defined = define_instruments(engine, edge, config.instruments)
+        yield Venue(engine, edge, config, recovered_at, defined)
         engine.flush()
     finally:
         engine.close()
@@ -268,9 +271,10 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         except ValueError as exc:
             raise ConfigError(f"{config.source}: {exc}") from None
         symbols = ", ".join(i.symbol for _, i in venue.edge.instruments)
-        print(f"venue run: journal {config.journal.path} ({config.journal.durability}) at cmd seq "
-              f"{venue.engine.last_cmd_seq:,}, event seq {venue.engine.last_event_seq:,}; "
-              f"instruments {symbols}", file=out, flush=True)
+        new = f" (new: {', '.join(venue.newly_defined)})" if venue.newly_defined else ""
+        print(f"venue run: journal {config.journal.path} ({config.journal.durability}) recovered at cmd seq "
+              f"{venue.recovered_at[0]:,}, event seq {venue.recovered_at[1]:,}; instruments {symbols}{new}",
+              file=out, flush=True)
         stats = run_flow(venue, flow.requests, stop, duration=demo.duration, max_requests=demo.orders,
                          rate=demo.rate, summary_every=demo.summary_every, out=out,
                          print_trades=not args.quiet)

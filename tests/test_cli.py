@@ -1,0 +1,178 @@
+"""The `venue` command line: help, one-line errors, `venue run` and the journal tools, as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "venue.toml"
+
+needs_engine = pytest.mark.skipif(
+    not any((ROOT / "core_cython").glob("engine*.so")), reason="the engine extension is not built"
+)
+
+
+def venue(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "venue", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["run", "--help"], ["match", "--help"], ["bench", "--help"], ["journal", "--help"],
+     ["journal", "inspect", "--help"], ["journal", "replay", "--help"], ["journal", "verify", "--help"]],
+)
+def test_help_for_every_command(tmp_path: Path, args: list[str]) -> None:
+    result = venue(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: venue")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "venue: error: the following arguments are required: COMMAND"),
+        (["launch"], "venue: error: argument COMMAND: invalid choice: 'launch'"),
+        (["match"], "venue match: error: the following arguments are required: --input"),
+        (["match", "--input", "x", "--batch", "0"],
+         "venue match: error: argument --batch: 0 must be at least 1"),
+        (["run", "--duration", "soon"], "venue run: error: argument --duration: 'soon' is not a number"),
+        (["run", "--durability", "maybe"],
+         "venue run: error: argument --durability: invalid choice: 'maybe'"),
+        (["run", "--frobnicate"], "venue: error: unrecognized arguments: --frobnicate"),
+        (["journal"], "venue journal: error: the following arguments are required: TOOL"),
+        (["journal", "verify"], "venue journal verify: error: the following arguments are required: PATH"),
+        (["journal", "explode", "x"], "venue journal: error: argument TOOL: invalid choice: 'explode'"),
+        (["bench", "--commands", "none"], "venue bench: error: argument --commands"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = venue(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line_error(result).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--config", "missing.toml"], "venue run: error: config file missing.toml not found"),
+        (["run", "--config", str(CONFIG), "--set", "journal.durability=fast"],
+         "journal.durability must be one of sync, async, not 'fast'"),
+        (["run", "--config", str(CONFIG), "--set", "nonsense"], "is not of the form section.key=value"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = venue(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in one_line_error(result)
+
+
+@needs_engine
+@pytest.mark.parametrize("tool", ["inspect", "replay", "verify"])
+def test_journal_tools_on_a_missing_journal(tmp_path: Path, tool: str) -> None:
+    result = venue("journal", tool, "nowhere", cwd=tmp_path)
+    assert result.returncode == 1
+    assert one_line_error(result) == f"venue journal {tool}: error: no journal at nowhere (missing data.mdb)"
+
+
+def final_hash(stdout: str) -> str:
+    match = re.search(r"state hash\s+([0-9a-f]{64})", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+@needs_engine
+def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None:
+    result = venue("run", "--config", str(CONFIG), "--duration", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "trade #" in out  # the demo flow visibly trades
+    assert re.search(r"\[\s*1\.\ds\] \d+ requests", out)
+    assert "stopped (duration 1 s reached); journal flushed" in out
+    journal = tmp_path / "var" / "journal"  # journal.path of the shipped config, relative to the cwd
+    assert (journal / "data.mdb").is_file()
+
+    verify = venue("journal", "verify", str(journal), cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK: every check passed" in verify.stdout
+    assert final_hash(verify.stdout) == final_hash(out)
+
+    replay = venue("journal", "replay", str(journal), cwd=tmp_path)
+    assert replay.returncode == 0
+    assert replay.stdout == f"state hash {final_hash(out)}\n"
+
+    inspect = venue("journal", "inspect", str(journal), cwd=tmp_path)
+    assert inspect.returncode == 0
+    assert re.search(r"^commands +seq 1\.\.", inspect.stdout, re.M)
+    assert re.search(r"^ +1 +BTC-USDT +tick 0\.01 +lot 0\.0001$", inspect.stdout, re.M)
+
+
+@needs_engine
+def test_run_by_order_count_and_resume(tmp_path: Path) -> None:
+    args = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "500", "--rate", "0", "--quiet"]
+    first = venue(*args, "--durability", "async", "--seed", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "trade #" not in first.stdout  # --quiet
+    assert "stopped (500 requests sent)" in first.stdout
+    assert "recovered at cmd seq 0, event seq 0; instruments BTC-USDT, ETH-USDT (new: BTC-USDT, ETH-USDT)" \
+        in first.stdout
+    # A second run recovers the journal, keeps the instruments and continues the sequence.
+    second = venue(*args, "--snapshot-interval", "100", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    # 2 instrument definitions + 500 requests; nothing new to define
+    assert "recovered at cmd seq 502, event seq" in second.stdout and "(new:" not in second.stdout
+    verify = venue("journal", "verify", "j", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout
+    assert final_hash(verify.stdout) == final_hash(second.stdout)
+    assert "snapshots   0 checked" not in verify.stdout  # snapshots were taken and checked
+
+
+@needs_engine
+def test_a_journal_rejects_a_changed_instrument(tmp_path: Path) -> None:
+    base = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "10", "--rate", "0", "--quiet"]
+    assert venue(*base, cwd=tmp_path).returncode == 0
+    changed = venue(*base, "--set", "instruments.BTC-USDT.lot_size=0.001",
+                    "--set", "instruments.BTC-USDT.min_qty=0.001", cwd=tmp_path)
+    assert changed.returncode == 1
+    assert "instrument BTC-USDT: config has lot_size 0.001, the journal 0.0001" in one_line_error(changed)
+
+
+@needs_engine
+def test_sigint_stops_cleanly_with_the_journal_flushed(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "venue", "run", "--config", str(CONFIG), "--journal", "j",
+               "--duration", "0", "--quiet"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "j" / "data.mdb").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "stopped (SIGINT); journal flushed" in out
+    verify = venue("journal", "verify", "j", cwd=tmp_path)
+    assert verify.returncode == 0 and final_hash(verify.stdout) == final_hash(out)
