@@ -1145,3 +1145,64 @@ cdef class Engine:
                         self._append_to_level(lvl, self.ids[oid])
         if not r.done():
             raise ValueError("snapshot: trailing bytes")
+
+
+def record_layout() -> dict:
+    """Byte offsets of the C record fields, so tests can prove records.py mirrors records.pxd."""
+    cdef Command c
+    cdef Event e
+    cdef char* cb = <char*>&c
+    cdef char* eb = <char*>&e
+    command = {
+        "seq": <char*>&c.seq - cb, "ts": <char*>&c.ts - cb, "order_id": <char*>&c.order_id - cb,
+        "account": <char*>&c.account - cb, "price": <char*>&c.price - cb, "qty": <char*>&c.qty - cb,
+        "stop_price": <char*>&c.stop_price - cb, "display_qty": <char*>&c.display_qty - cb,
+        "symbol": <char*>&c.symbol - cb, "op": <char*>&c.op - cb, "side": <char*>&c.side - cb,
+        "ord_type": <char*>&c.ord_type - cb, "tif": <char*>&c.tif - cb, "stp": <char*>&c.stp - cb,
+        "flags": <char*>&c.flags - cb, "reject": <char*>&c.reject - cb, "_pad0": <char*>&c._pad0 - cb,
+        "_pad1": <char*>&c._pad1 - cb,
+    }
+    event = {
+        "seq": <char*>&e.seq - eb, "cmd_seq": <char*>&e.cmd_seq - eb, "ts": <char*>&e.ts - eb,
+        "order_id": <char*>&e.order_id - eb, "account": <char*>&e.account - eb,
+        "price": <char*>&e.price - eb, "qty": <char*>&e.qty - eb, "leaves": <char*>&e.leaves - eb,
+        "filled": <char*>&e.filled - eb, "maker_order": <char*>&e.maker_order - eb,
+        "maker_account": <char*>&e.maker_account - eb, "maker_leaves": <char*>&e.maker_leaves - eb,
+        "symbol": <char*>&e.symbol - eb, "type": <char*>&e.type - eb, "reason": <char*>&e.reason - eb,
+        "side": <char*>&e.side - eb, "op": <char*>&e.op - eb,
+    }
+    return {"command": command, "command_size": sizeof(Command),
+            "event": event, "event_size": sizeof(Event)}
+
+
+def enum_values() -> dict:
+    """The C enum values of records.pxd, to check records.py against."""
+    return {
+        "Op": {"NEW": OP_NEW, "CANCEL": OP_CANCEL, "REPLACE": OP_REPLACE, "MASS_CANCEL": OP_MASS_CANCEL,
+               "ADD_INSTRUMENT": OP_ADD_INSTRUMENT},
+        "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
+        "OrdType": {"LIMIT": TYPE_LIMIT, "MARKET": TYPE_MARKET},
+        "Tif": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
+        "Stp": {"NONE": STP_NONE, "CANCEL_TAKER": STP_CANCEL_TAKER, "CANCEL_MAKER": STP_CANCEL_MAKER,
+                "CANCEL_BOTH": STP_CANCEL_BOTH},
+        "Flag": {"POST_ONLY": FLAG_POST_ONLY},
+        "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
+                      "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED, "TRIGGERED": EV_TRIGGERED,
+                      "EXPIRED": EV_EXPIRED, "INSTRUMENT_ADDED": EV_INSTRUMENT_ADDED},
+        "Reason": {
+            "NONE": R_NONE, "UNKNOWN_SYMBOL": R_UNKNOWN_SYMBOL, "DUPLICATE_ORDER_ID": R_DUPLICATE_ORDER_ID,
+            "UNKNOWN_ORDER": R_UNKNOWN_ORDER, "INVALID_QTY": R_INVALID_QTY, "QTY_BELOW_MIN": R_QTY_BELOW_MIN,
+            "QTY_ABOVE_MAX": R_QTY_ABOVE_MAX, "INVALID_PRICE": R_INVALID_PRICE,
+            "PRICE_ABOVE_MAX": R_PRICE_ABOVE_MAX, "NOTIONAL_BELOW_MIN": R_NOTIONAL_BELOW_MIN,
+            "POST_ONLY_WOULD_TAKE": R_POST_ONLY_WOULD_TAKE, "OFF_TICK": R_OFF_TICK, "OFF_LOT": R_OFF_LOT,
+            "INVALID_SIDE": R_INVALID_SIDE, "INVALID_ORDER_TYPE": R_INVALID_ORDER_TYPE,
+            "INVALID_TIF": R_INVALID_TIF, "INVALID_STP": R_INVALID_STP,
+            "INVALID_DISPLAY_QTY": R_INVALID_DISPLAY_QTY, "INVALID_STOP_PRICE": R_INVALID_STOP_PRICE,
+            "NO_LIQUIDITY": R_NO_LIQUIDITY, "REPLACE_QTY_TOO_LOW": R_REPLACE_QTY_TOO_LOW,
+            "NOT_REPLACEABLE": R_NOT_REPLACEABLE, "UNKNOWN_OP": R_UNKNOWN_OP,
+            "INVALID_INSTRUMENT": R_INVALID_INSTRUMENT, "MALFORMED": R_MALFORMED,
+            "INVALID_FLAGS": R_INVALID_FLAGS, "USER_CANCEL": R_USER_CANCEL, "MASS_CANCEL": R_MASS_CANCEL,
+            "SELF_TRADE": R_SELF_TRADE, "IOC_REMAINDER": R_IOC_REMAINDER,
+            "FOK_UNFILLABLE": R_FOK_UNFILLABLE, "MARKET_REMAINDER": R_MARKET_REMAINDER,
+        },
+    }

@@ -278,7 +278,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         stats = run_flow(venue, flow.requests, stop, duration=demo.duration, max_requests=demo.orders,
                          rate=demo.rate, summary_every=demo.summary_every, out=out,
                          print_trades=not args.quiet)
-        print(format_summary(venue, stats), file=out)
+        print("total " + format_summary(venue, stats), file=out)
         venue.engine.flush()
         print(f"venue run: stopped ({stop.reason}); journal flushed at cmd seq "
               f"{venue.engine.last_cmd_seq:,}, event seq {venue.engine.last_event_seq:,}; "

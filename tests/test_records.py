@@ -1,0 +1,22 @@
+"""records.py (numpy dtypes, IntEnums) must mirror records.pxd byte for byte: the journal depends on it."""
+
+from core_cython import records
+from core_cython.engine import enum_values, record_layout
+
+
+def test_command_dtype_matches_c_struct() -> None:
+    layout = record_layout()
+    assert layout["command_size"] == records.COMMAND_SIZE == 80
+    assert {name: records.COMMAND_DTYPE.fields[name][1] for name in records.COMMAND_DTYPE.names} == layout["command"]
+
+
+def test_event_dtype_matches_c_struct() -> None:
+    layout = record_layout()
+    assert layout["event_size"] == records.EVENT_SIZE == 104
+    assert {name: records.EVENT_DTYPE.fields[name][1] for name in records.EVENT_DTYPE.names} == layout["event"]
+
+
+def test_enums_match_c_enums() -> None:
+    for enum_name, members in enum_values().items():
+        python_enum = getattr(records, enum_name)
+        assert {m.name: int(m) for m in python_enum} == members, enum_name
