@@ -28,48 +28,32 @@ from bench.report import (
 )
 from bench.workload import Workload, WorkloadConfig, generate, mix
 from bench.workload_file import WorkloadFileError, load_workload_file
+from venue.argtypes import count, positive_int
 
 SECTIONS = ("engine", "journal", "recovery")
 DEFAULT_BATCH = 2048
 DEFAULTS = WorkloadConfig()
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=_count, default=DEFAULTS.seed,
+    parser.add_argument("--seed", type=count, default=DEFAULTS.seed,
                         help="workload seed (default %(default)s)")
-    parser.add_argument("--commands", type=_positive, default=DEFAULTS.commands, metavar="N",
+    parser.add_argument("--commands", type=positive_int, default=DEFAULTS.commands, metavar="N",
                         help="measured commands (default %(default)s; at least 1000)")
-    parser.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
+    parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, metavar="N",
                         help="commands per journal group commit (default %(default)s)")
     parser.add_argument("--only", choices=SECTIONS, help="run one section only")
     parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
                         help="also write machine-readable results (to FILE, or stdout after the text)")
     parser.add_argument("--workload", metavar="FILE",
                         help="measure a `venue match` JSONL command file instead of the synthetic flow")
-    parser.add_argument("--preload", type=_count, default=DEFAULTS.preload, metavar="N",
+    parser.add_argument("--preload", type=count, default=DEFAULTS.preload, metavar="N",
                         help="resting orders placed before measuring (default %(default)s)")
-    parser.add_argument("--symbols", type=_positive, default=DEFAULTS.symbols, metavar="N",
+    parser.add_argument("--symbols", type=positive_int, default=DEFAULTS.symbols, metavar="N",
                         help="instruments of the synthetic flow (default %(default)s)")
-    parser.add_argument("--accounts", type=_positive, default=DEFAULTS.accounts, metavar="N",
+    parser.add_argument("--accounts", type=positive_int, default=DEFAULTS.accounts, metavar="N",
                         help="accounts of the synthetic flow (default %(default)s)")
-    parser.add_argument("--snapshot-every", type=_count, default=None, metavar="EVENTS",
+    parser.add_argument("--snapshot-every", type=count, default=None, metavar="EVENTS",
                         help="journal snapshot interval in events (default: the journal's; 0 = none)")
     parser.add_argument("--dir", metavar="DIR",
                         help="parent of the run's fresh journal directory (default: the system temp dir)")

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from venue.argtypes import non_negative_float, positive_int
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -26,26 +28,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--journal", metavar="PATH", help="journal directory (journal.path)")
     run.add_argument("--durability", choices=("sync", "async"), help="journal.durability")
     run.add_argument("--snapshot-interval", type=int, metavar="EVENTS", help="journal.snapshot_interval")
-    run.add_argument("--duration", type=_non_negative_float, metavar="S",
+    run.add_argument("--duration", type=non_negative_float, metavar="S",
                      help="stop after S seconds, 0 = no time limit (demo.duration)")
     run.add_argument("--orders", type=int, metavar="N",
                      help="stop after N orders, 0 = no limit (demo.orders)")
-    run.add_argument("--rate", type=_non_negative_float, metavar="PER_S",
+    run.add_argument("--rate", type=non_negative_float, metavar="PER_S",
                      help="demo orders per second, 0 = as fast as possible (demo.rate)")
     run.add_argument("--seed", type=int, help="demo random seed (demo.seed)")
     run.add_argument("--quiet", action="store_true", help="print only summaries, not every trade")
@@ -85,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="requests, one JSON object a line (- = stdin)")
     match.add_argument("--output", metavar="FILE", help="events file (default: stdout)")
     match.add_argument("--book-out", metavar="FILE", help="write the final order books as JSON")
-    match.add_argument("--batch", type=_positive_int, default=4096, metavar="N",
+    match.add_argument("--batch", type=positive_int, default=4096, metavar="N",
                        help="commands per Engine.process call (default: 4096)")
 
     # Listed for the overview only: main() hands `venue bench ...` to the bench package's own parser.
