@@ -423,7 +423,7 @@ cdef class Engine:
         ins.last_price = 0
         if (sym == 0 or sym > MAX_SYMBOL or ins.max_price <= 0 or ins.min_qty <= 0
                 or ins.max_qty < ins.min_qty or ins.min_notional < 0 or c.order_id < 1
-                or c.order_id > 10000 or ins.max_price >= (<int64_t>1 << 62) // ins.max_qty
+                or c.order_id > 10000 or ins.max_price > ((<int64_t>1 << 62) - 1) // ins.max_qty
                 or (sym < self.instruments.size() and self.instruments[sym].defined)):
             self._reject(R_INVALID_INSTRUMENT)
             return

@@ -22,7 +22,7 @@ from core_cython.records import (
     Stp,
     Tif,
 )
-from tests.reference_model import Event, ReferenceEngine, events_from_array
+from tests.reference_model import Event, ReferenceEngine, describe, events_from_array
 
 Command = dict[str, int]
 
@@ -30,10 +30,9 @@ BUY, SELL = int(Side.BUY), int(Side.SELL)
 LIMIT, MARKET = int(OrdType.LIMIT), int(OrdType.MARKET)
 GTC, IOC, FOK = int(Tif.GTC), int(Tif.IOC), int(Tif.FOK)
 
-# The instrument most tests use: prices 1..10_000 ticks, 1..1_000 lots, band 10% (1000 bps).
+# The instrument most tests use (the defaults of instrument()): prices 1..10_000 ticks,
+# 1..1_000 lots, no min notional, market band 10% (1000 bps).
 SYM = 1
-DEFAULT_INSTRUMENT: dict[str, int] = dict(max_price=10_000, min_qty=1, max_qty=1_000, min_notional=0,
-                                          band_bps=1_000)
 
 
 def instrument(symbol: int = SYM, *, max_price: int = 10_000, min_qty: int = 1, max_qty: int = 1_000,
@@ -52,10 +51,10 @@ def new(order_id: int, acct: int, side: int, price: int, qty: int, *, symbol: in
                 flags=(Flag.POST_ONLY if post_only else 0) if flags is None else flags, reject=reject, ts=ts)
 
 
-def market(order_id: int, acct: int, side: int, qty: int, **kw: Any) -> Command:
-    """NEW market order (price ignored by the engine)."""
+def market(order_id: int, acct: int, side: int, qty: int, *, price: int = 0, **kw: Any) -> Command:
+    """NEW market order, IOC unless told otherwise (the engine ignores its price)."""
     kw.setdefault("tif", IOC)
-    return new(order_id, acct, side, 0, qty, ord_type=MARKET, **kw)
+    return new(order_id, acct, side, price, qty, ord_type=MARKET, **kw)
 
 
 def cancel(order_id: int, acct: int, *, symbol: int = SYM, ts: int = 0) -> Command:
@@ -91,13 +90,57 @@ def run_ref(ref: ReferenceEngine, *cmds: Mapping[str, int]) -> list[Event]:
     return ref.process(batch(cmds))
 
 
-def make_engine(*cmds: Mapping[str, int]) -> Any:
-    """An Engine with the default instrument plus cmds applied."""
-    from core_cython.engine import Engine
+def assert_same_events(got: list[Event], want: list[Event]) -> None:
+    """Field-by-field equality, reporting the first divergence with some context."""
+    for i, (g, w) in enumerate(zip(got, want, strict=False)):
+        if g != w:
+            context = "\n".join("    " + describe(e) for e in want[max(0, i - 6):i])
+            diff = {k: (g[k], w[k]) for k in g if g[k] != w[k]}
+            raise AssertionError(f"event {i} differs (engine, reference): {diff}\n  before:\n{context}\n"
+                                 f"  engine:    {describe(g)}\n  reference: {describe(w)}")
+    assert len(got) == len(want), (
+        f"engine produced {len(got)} events, reference {len(want)}; extra: "
+        + "; ".join(describe(e) for e in (got[len(want):] or want[len(got):])[:5]))
 
-    eng = Engine()
-    run(eng, instrument(), *cmds)
-    return eng
+
+class Twin:
+    """The Cython engine and the reference model fed the same commands.
+
+    Every run() checks that both produced the same events, so each hand-written expectation in
+    the rule tests checks the engine and the reference at once.
+    """
+
+    def __init__(self, *setup: Mapping[str, int]) -> None:
+        from core_cython.engine import Engine
+
+        self.eng = Engine()
+        self.ref = ReferenceEngine()
+        if setup:
+            self.run(*setup)
+
+    def run(self, *cmds: Mapping[str, int]) -> list[Event]:
+        want = run_ref(self.ref, *cmds)
+        got = run(self.eng, *cmds)
+        assert_same_events(got, want)
+        return got
+
+    def book(self, symbol: int = SYM) -> dict[str, Any]:
+        book = self.eng.book(symbol)
+        assert book == self.ref.book(symbol), "engine and reference books differ"
+        return book
+
+    def stops(self, symbol: int = SYM) -> list[int]:
+        stops = self.eng.stop_orders(symbol)
+        assert stops == self.ref.stop_orders(symbol)
+        return list(stops)
+
+    def state_hash(self) -> str:
+        return str(self.eng.state_hash())
+
+
+def venue(*cmds: Mapping[str, int]) -> Twin:
+    """Engine + reference with the default instrument (symbol 1) and cmds applied."""
+    return Twin(instrument(), *cmds)
 
 
 def kinds(events: Iterable[Event]) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ Event = dict[str, int]
 Book = dict[str, list[tuple[int, list[tuple[int, int, int]]]]]
 
 OVERFLOW_LIMIT = 1 << 62  # max_price x max_qty must stay below this (notional fits an int64)
+MAX_SYMBOL = 65535
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,8 @@ class ReferenceEngine:
         post_only = bool(c.flags & Flag.POST_ONLY)
         if post_only and never_rests:
             return Reason.INVALID_FLAGS
+        if c.flags & ~Flag.POST_ONLY:  # a flag bit this engine does not know
+            return Reason.INVALID_FLAGS
         if is_limit and c.price * c.qty < inst.min_notional:
             return Reason.NOTIONAL_BELOW_MIN
         if c.stop_price == 0:
@@ -405,6 +408,9 @@ class ReferenceEngine:
         return o
 
     def _cancel(self, c: Cmd) -> None:
+        if c.reject:  # the edge could not parse it: rejected first, as a NEW is
+            self._reject(c, c.reject)
+            return
         o = self._owned(c)
         if o is None:
             self._reject(c, Reason.UNKNOWN_ORDER)
@@ -412,16 +418,18 @@ class ReferenceEngine:
             self._finish(o, EventType.CANCELLED, Reason.USER_CANCEL)
 
     def _replace_reason(self, c: Cmd, o: Order | None) -> int:
+        if c.reject:  # the edge could not parse it: rejected first, as a NEW is
+            return c.reject
         if o is None:
             return Reason.UNKNOWN_ORDER
         if o.pending_stop:
             return Reason.NOT_REPLACEABLE
-        if c.qty <= o.filled:
-            return Reason.REPLACE_QTY_TOO_LOW
         inst = self.instruments[o.symbol]
         price = c.price or o.price
         if reason := _qty_reason(inst, c.qty) or _price_reason(inst, price):
             return reason
+        if c.qty <= o.filled:
+            return Reason.REPLACE_QTY_TOO_LOW
         if price * c.qty < inst.min_notional:
             return Reason.NOTIONAL_BELOW_MIN
         if o.post_only and self._would_cross(o.symbol, o.side, price):
@@ -457,7 +465,7 @@ class ReferenceEngine:
         # stop_price = min notional, order_id = band (bps)
         inst = Instrument(symbol=c.symbol, max_price=c.price, min_qty=c.qty, max_qty=c.display_qty,
                           min_notional=c.stop_price, band_bps=c.order_id)
-        valid = (inst.symbol >= 1 and inst.symbol not in self.instruments and inst.max_price > 0
+        valid = (1 <= inst.symbol <= MAX_SYMBOL and inst.symbol not in self.instruments and inst.max_price > 0
                  and inst.min_qty > 0 and inst.max_qty >= inst.min_qty and inst.min_notional >= 0
                  and 1 <= inst.band_bps <= 10000 and inst.max_price * inst.max_qty < OVERFLOW_LIMIT)
         if not valid:

@@ -4,16 +4,20 @@ from core_cython import records
 from core_cython.engine import enum_values, record_layout
 
 
+def offsets(dtype) -> dict[str, int]:
+    return {name: dtype.fields[name][1] for name in dtype.names}
+
+
 def test_command_dtype_matches_c_struct() -> None:
     layout = record_layout()
     assert layout["command_size"] == records.COMMAND_SIZE == 80
-    assert {name: records.COMMAND_DTYPE.fields[name][1] for name in records.COMMAND_DTYPE.names} == layout["command"]
+    assert offsets(records.COMMAND_DTYPE) == layout["command"]
 
 
 def test_event_dtype_matches_c_struct() -> None:
     layout = record_layout()
     assert layout["event_size"] == records.EVENT_SIZE == 104
-    assert {name: records.EVENT_DTYPE.fields[name][1] for name in records.EVENT_DTYPE.names} == layout["event"]
+    assert offsets(records.EVENT_DTYPE) == layout["event"]
 
 
 def test_enums_match_c_enums() -> None:
