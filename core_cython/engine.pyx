@@ -200,14 +200,16 @@ cdef class Engine:
     cdef readonly uint64_t last_cmd_seq
     cdef readonly uint64_t last_event_seq
 
-    def __cinit__(self, uint32_t initial_orders=1024):
+    def __cinit__(self, uint32_t initial_orders=1024, size_t initial_events=4096):
+        # Both buffers grow by doubling (a realloc on the hot path): size them for the expected
+        # book and batch to keep that copy out of the latency tail.
         self.cap = 0
         self.orders = NULL
         self.free_head = NIL
         self.ghead = NIL
         self.gtail = NIL
         self.n_live = 0
-        self.ev_cap = 4096
+        self.ev_cap = initial_events if initial_events > 0 else 1
         self.ev_len = 0
         self.ev = <Event*>malloc(self.ev_cap * sizeof(Event))
         if self.ev == NULL:
