@@ -329,6 +329,23 @@ cdef class Engine:
         self.free_head = idx
         self.n_live -= 1
 
+    cdef void _define_symbol(self, uint32_t sym, Instrument* ins) noexcept nogil:
+        if sym >= self.instruments.size():
+            self.instruments.resize(sym + 1)
+            self.bids.resize(sym + 1)
+            self.asks.resize(sym + 1)
+            self.buy_stops.resize(sym + 1)
+            self.sell_stops.resize(sym + 1)
+        self.instruments[sym] = ins[0]
+
+    cdef void _add_stop(self, uint32_t idx) noexcept nogil:
+        """File a pending stop under (signed stop price, acceptance seq): begin() triggers first."""
+        cdef Order* o = &self.orders[idx]
+        if o.side == SIDE_BUY:
+            self.buy_stops[o.symbol][StopKey(o.stop_price, o.accept_seq)] = idx
+        else:
+            self.sell_stops[o.symbol][StopKey(-o.stop_price, o.accept_seq)] = idx
+
     cdef inline LevelMap* _side_levels(self, uint32_t symbol, uint8_t side) noexcept nogil:
         return &self.bids[symbol] if side == SIDE_BUY else &self.asks[symbol]
 
@@ -429,13 +446,7 @@ cdef class Engine:
                 or (sym < self.instruments.size() and self.instruments[sym].defined)):
             self._reject(R_INVALID_INSTRUMENT)
             return
-        if sym >= self.instruments.size():
-            self.instruments.resize(sym + 1)
-            self.bids.resize(sym + 1)
-            self.asks.resize(sym + 1)
-            self.buy_stops.resize(sym + 1)
-            self.sell_stops.resize(sym + 1)
-        self.instruments[sym] = ins
+        self._define_symbol(sym, &ins)
         e = self._emit(EV_INSTRUMENT_ADDED, R_NONE)
         e.symbol = sym
         e.price = ins.max_price
@@ -552,10 +563,7 @@ cdef class Engine:
                 self._execute(idx)
             else:
                 o.state = ST_STOP
-                if o.side == SIDE_BUY:
-                    self.buy_stops[o.symbol][StopKey(o.stop_price, o.accept_seq)] = idx
-                else:
-                    self.sell_stops[o.symbol][StopKey(-o.stop_price, o.accept_seq)] = idx
+                self._add_stop(idx)
         else:
             self._execute(idx)
         self._run_stops(c.symbol)
@@ -1080,12 +1088,6 @@ cdef class Engine:
             sym = r.u32()
             if sym == 0 or sym > MAX_SYMBOL:
                 raise ValueError("snapshot: bad symbol id")
-            if sym >= self.instruments.size():
-                self.instruments.resize(sym + 1)
-                self.bids.resize(sym + 1)
-                self.asks.resize(sym + 1)
-                self.buy_stops.resize(sym + 1)
-                self.sell_stops.resize(sym + 1)
             ins.defined = True
             ins.max_price = r.i64()
             ins.min_qty = r.i64()
@@ -1093,7 +1095,7 @@ cdef class Engine:
             ins.min_notional = r.i64()
             ins.band_bps = r.i64()
             ins.last_price = r.i64()
-            self.instruments[sym] = ins
+            self._define_symbol(sym, &ins)
         n_orders = r.u64()
         for k in range(n_orders):
             idx = self._alloc()
@@ -1124,10 +1126,7 @@ cdef class Engine:
                 raise ValueError("snapshot: inconsistent order")
             self._link_live(idx)
             if o.state == ST_STOP:
-                if o.side == SIDE_BUY:
-                    self.buy_stops[o.symbol][StopKey(o.stop_price, o.accept_seq)] = idx
-                else:
-                    self.sell_stops[o.symbol][StopKey(-o.stop_price, o.accept_seq)] = idx
+                self._add_stop(idx)
         for sym in range(1, self.instruments.size()):
             if not self.instruments[sym].defined:
                 continue
