@@ -596,13 +596,21 @@ cdef class Engine:
         cdef uint32_t idx = self.ghead
         cdef uint32_t nxt
         cdef Order* o
+        cdef int64_t cancelled = 0
+        cdef Event* e
         while idx != NIL:
             o = &self.orders[idx]
             nxt = o.gnext
             if (c.account == 0 or o.account == c.account) and (c.symbol == 0 or o.symbol == c.symbol):
                 self._take_out_of_book(idx)
                 self._finish(idx, EV_CANCELLED, R_MASS_CANCEL)
+                cancelled += 1
             idx = nxt
+        # Always answered, even when nothing matched: the requester learns it is done and how many.
+        e = self._emit(EV_MASS_CANCEL_DONE, R_NONE)
+        e.account = c.account
+        e.symbol = c.symbol
+        e.qty = cancelled
 
     cdef void _on_replace(self, const Command* c) noexcept nogil:
         cdef uint32_t idx
@@ -1189,7 +1197,8 @@ def enum_values() -> dict:
         "Flag": {"POST_ONLY": FLAG_POST_ONLY},
         "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
                       "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED, "TRIGGERED": EV_TRIGGERED,
-                      "EXPIRED": EV_EXPIRED, "INSTRUMENT_ADDED": EV_INSTRUMENT_ADDED},
+                      "EXPIRED": EV_EXPIRED, "INSTRUMENT_ADDED": EV_INSTRUMENT_ADDED,
+                      "MASS_CANCEL_DONE": EV_MASS_CANCEL_DONE},
         "Reason": {
             "NONE": R_NONE, "UNKNOWN_SYMBOL": R_UNKNOWN_SYMBOL, "DUPLICATE_ORDER_ID": R_DUPLICATE_ORDER_ID,
             "UNKNOWN_ORDER": R_UNKNOWN_ORDER, "INVALID_QTY": R_INVALID_QTY, "QTY_BELOW_MIN": R_QTY_BELOW_MIN,

@@ -120,6 +120,7 @@ cdef enum:
     EV_TRIGGERED = 6
     EV_EXPIRED = 7
     EV_INSTRUMENT_ADDED = 8
+    EV_MASS_CANCEL_DONE = 9
 
     R_NONE = 0
     R_UNKNOWN_SYMBOL = 1

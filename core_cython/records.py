@@ -104,6 +104,7 @@ class EventType(IntEnum):
     TRIGGERED = 6
     EXPIRED = 7
     INSTRUMENT_ADDED = 8
+    MASS_CANCEL_DONE = 9
 
 
 class Reason(IntEnum):

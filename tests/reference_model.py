@@ -457,6 +457,7 @@ class ReferenceEngine:
                if c.account in (0, o.account) and c.symbol in (0, o.symbol)]
         for o in sorted(hit, key=lambda o: o.accept_seq):
             self._finish(o, EventType.CANCELLED, Reason.MASS_CANCEL)
+        self._emit(EventType.MASS_CANCEL_DONE, account=c.account, symbol=c.symbol, qty=len(hit))
 
     # ----- instruments -----------------------------------------------------------------------
 

@@ -843,8 +843,11 @@ MIXED = [instrument(2, max_price=1_000, min_qty=1, max_qty=100),
 
 
 def mass_cancelled(events: list[Event]) -> list[int]:
-    assert all((e["type"], e["reason"]) == (Ev.CANCELLED, R.MASS_CANCEL) for e in events)
-    return [e["order_id"] for e in events]
+    """The ids a mass cancel cancelled; checks the closing MASS_CANCEL_DONE counts them."""
+    *cancels, done = events
+    assert all((e["type"], e["reason"]) == (Ev.CANCELLED, R.MASS_CANCEL) for e in cancels)
+    assert (done["type"], done["qty"]) == (Ev.MASS_CANCEL_DONE, len(cancels))
+    return [e["order_id"] for e in cancels]
 
 
 def test_mass_cancel_by_account_across_symbols_in_acceptance_order() -> None:
@@ -876,10 +879,11 @@ def test_mass_cancel_keeps_acceptance_order_after_replace() -> None:
     assert mass_cancelled(twin.run(mass_cancel(A))) == [1, 3, 4, 6]
 
 
-def test_mass_cancel_with_nothing_to_cancel_emits_nothing() -> None:
+def test_mass_cancel_with_nothing_to_cancel_is_still_answered() -> None:
     twin = venue(*MIXED)
-    h_events = twin.run(mass_cancel(C))
-    assert h_events == []
+    events = twin.run(mass_cancel(C, 1))
+    assert [(e["type"], e["account"], e["symbol"], e["qty"]) for e in events] == [
+        (Ev.MASS_CANCEL_DONE, C, 1, 0)]
     assert twin.eng.live_orders() == 6
 
 

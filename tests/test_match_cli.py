@@ -108,8 +108,9 @@ EXPECTED_EVENTS = [
     order("cancelled", 18, "s3", "a1", "BTC-USDT", "sell", "100.50", "0.1500", "0.0000", "0.1000",
           "user_cancel"),
     order("cancelled", 19, "e1", "a4", "ETH-USDT", "buy", "10.10", "0.80", "0.00", "0.20", "mass_cancel"),
-    order("accepted", 20, "b2", "a2", "BTC-USDT", "buy", "100.50", "1.0000", "1.0000", "0.0000"),
-    order("cancelled", 21, "b2", "a2", "BTC-USDT", "buy", "100.50", "1.0000", "0.0000", "0.0000",
+    {"type": "mass_cancel_done", "seq": 20, "account": "a4", "cancelled": 1},
+    order("accepted", 21, "b2", "a2", "BTC-USDT", "buy", "100.50", "1.0000", "1.0000", "0.0000"),
+    order("cancelled", 22, "b2", "a2", "BTC-USDT", "buy", "100.50", "1.0000", "0.0000", "0.0000",
           "self_trade"),
 ]
 

@@ -342,6 +342,13 @@ class Edge:
         if kind == EventType.INSTRUMENT_ADDED or event[_F["op"]] == Op.ADD_INSTRUMENT:
             out["symbol"] = symbol
             return out
+        if kind == EventType.MASS_CANCEL_DONE:  # account/symbol 0 = all; qty = orders cancelled
+            if event[_F["account"]]:
+                out["account"] = self.accounts.name(event[_F["account"]])
+            if event[_F["symbol"]]:
+                out["symbol"] = symbol
+            out["cancelled"] = event[_F["qty"]]
+            return out
         price, qty = event[_F["price"]], event[_F["qty"]]
         ticks = instrument.from_ticks if instrument else str
         lots = instrument.from_lots if instrument else str
