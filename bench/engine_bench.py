@@ -7,6 +7,8 @@ from process_timed over the same workload on a fresh engine built from the same 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,3 +119,11 @@ def run_engine(wl: Workload) -> EngineResult:
         links=links,
         links_live=1 - missed / links if links else 0.0,
     )
+
+
+
+def memory_per_resting_order() -> float:
+    """Bytes per resting order, measured in a fresh process (bench/memory.py): this one has freed
+    memory that malloc would reuse without growing, which would hide part of the cost."""
+    done = subprocess.run([sys.executable, "-m", "bench.memory"], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
