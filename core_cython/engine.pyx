@@ -33,8 +33,16 @@ from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE
 cdef extern from *:
     """
     #define VENUE_NIL 0xFFFFFFFFu
+    #define VENUE_MAX_ORDER_SLOTS (1ull << 31)
+    #define VENUE_MAX_EVENT_SLOTS (1ull << 40)
+    typedef __int128 venue_qty_sum;
     """
     const uint32_t NIL "VENUE_NIL"   # "no slot" in the intrusive lists
+    # Slot indices are uint32 with NIL = 2^32 - 1: doubling the pool must never wrap.
+    const uint64_t MAX_ORDER_SLOTS "VENUE_MAX_ORDER_SLOTS"
+    const uint64_t MAX_EVENT_SLOTS "VENUE_MAX_EVENT_SLOTS"
+    # Sums of many quantities (each up to ~2^62 lots) need more than 64 bits.
+    ctypedef long long qty_sum "venue_qty_sum"
 
 cdef enum:
     MAX_SYMBOL = 65535
@@ -74,7 +82,7 @@ cdef struct Level:
     uint32_t head
     uint32_t tail
     uint32_t count
-    int64_t total          # sum of leaves, hidden iceberg quantity included
+    qty_sum total          # sum of leaves, hidden iceberg quantity included
 
 
 cdef struct Instrument:
@@ -142,6 +150,38 @@ cdef class _Reader:
         return self.pos == self.size
 
 
+cdef inline bint _valid_instrument(Instrument* ins) noexcept nogil:
+    # max_price x max_qty < 2^62 keeps every price x qty product inside int64.
+    return (ins.max_price > 0 and ins.min_qty > 0 and ins.max_qty >= ins.min_qty
+            and ins.min_notional >= 0 and 1 <= ins.band_bps <= 10000
+            and ins.max_price <= ((<int64_t>1 << 62) - 1) // ins.max_qty
+            and 0 <= ins.last_price <= ins.max_price)
+
+
+cdef class _EventsBuffer:
+    """Buffer over the engine's event array that keeps the engine alive while numpy views it."""
+    cdef Engine engine
+
+    def __cinit__(self, Engine engine):
+        self.engine = engine
+
+    def __getbuffer__(self, Py_buffer* buf, int flags):
+        buf.buf = <char*>self.engine.ev
+        buf.len = self.engine.ev_len * sizeof(Event)
+        buf.readonly = 1
+        buf.itemsize = 1
+        buf.format = NULL
+        buf.ndim = 1
+        buf.shape = NULL
+        buf.strides = NULL
+        buf.suboffsets = NULL
+        buf.internal = NULL
+        buf.obj = self
+
+    def __releasebuffer__(self, Py_buffer* buf):
+        pass
+
+
 cdef inline char* _put32(char* p, uint32_t v) noexcept:
     memcpy(p, &v, 4)
     return p + 4
@@ -199,10 +239,14 @@ cdef class Engine:
     cdef int64_t px_lo
     cdef readonly uint64_t last_cmd_seq
     cdef readonly uint64_t last_event_seq
+    cdef bint busy            # inside process(): the GIL is released, so guard against re-entry
 
     def __cinit__(self, uint32_t initial_orders=1024, size_t initial_events=4096):
         # Both buffers grow by doubling (a realloc on the hot path): size them for the expected
         # book and batch to keep that copy out of the latency tail.
+        if initial_orders > MAX_ORDER_SLOTS or initial_events > MAX_EVENT_SLOTS:
+            raise ValueError(f"initial sizes must be at most {MAX_ORDER_SLOTS} orders and "
+                             f"{MAX_EVENT_SLOTS} events")
         self.cap = 0
         self.orders = NULL
         self.free_head = NIL
@@ -229,25 +273,28 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ memory
 
-    cdef void _grow_orders(self, uint32_t new_cap) noexcept nogil:
-        cdef Order* grown = <Order*>realloc(self.orders, new_cap * sizeof(Order))
+    cdef void _grow_orders(self, uint64_t new_cap) noexcept nogil:
+        cdef Order* grown
         cdef uint32_t i
+        if new_cap > MAX_ORDER_SLOTS or new_cap <= self.cap:
+            abort()  # 2^31 live orders: past what slot indices can address
+        grown = <Order*>realloc(self.orders, new_cap * sizeof(Order))
         if grown == NULL:
             abort()  # out of memory: the engine cannot continue deterministically
         self.orders = grown
         # Thread the new slots onto the free list, lowest index first.
-        i = new_cap
+        i = <uint32_t>new_cap
         while i > self.cap:
             i -= 1
             memset(&self.orders[i], 0, sizeof(Order))
             self.orders[i].next = self.free_head
             self.free_head = i
-        self.cap = new_cap
+        self.cap = <uint32_t>new_cap
 
     cdef inline uint32_t _alloc(self) noexcept nogil:
         cdef uint32_t idx
         if self.free_head == NIL:
-            self._grow_orders(self.cap * 2)
+            self._grow_orders(<uint64_t>self.cap * 2)
         idx = self.free_head
         self.free_head = self.orders[idx].next
         return idx
@@ -440,9 +487,7 @@ cdef class Engine:
         ins.min_notional = c.stop_price
         ins.band_bps = <int64_t>c.order_id
         ins.last_price = 0
-        if (sym == 0 or sym > MAX_SYMBOL or ins.max_price <= 0 or ins.min_qty <= 0
-                or ins.max_qty < ins.min_qty or ins.min_notional < 0 or c.order_id < 1
-                or c.order_id > 10000 or ins.max_price > ((<int64_t>1 << 62) - 1) // ins.max_qty
+        if (sym == 0 or sym > MAX_SYMBOL or c.order_id > 10000 or not _valid_instrument(&ins)
                 or (sym < self.instruments.size() and self.instruments[sym].defined)):
             self._reject(R_INVALID_INSTRUMENT)
             return
@@ -683,8 +728,8 @@ cdef class Engine:
         return ref - delta if ref - delta > 1 else 1
 
     cdef bint _fok_fillable(self, Order* o, int64_t key_limit, LevelMap* opp) noexcept nogil:
-        cdef int64_t need = o.leaves
-        cdef int64_t avail = 0
+        cdef qty_sum need = o.leaves
+        cdef qty_sum avail = 0
         cdef LevelMap.iterator it = opp.begin()
         cdef uint32_t m
         cdef Order* mo
@@ -712,8 +757,8 @@ cdef class Engine:
             inc(it)
         return avail >= need
 
-    cdef int64_t _visible_sum(self, Level* lvl) noexcept nogil:
-        cdef int64_t s = 0
+    cdef qty_sum _visible_sum(self, Level* lvl) noexcept nogil:
+        cdef qty_sum s = 0
         cdef uint32_t m = lvl.head
         while m != NIL:
             s += self.orders[m].visible
@@ -873,6 +918,11 @@ cdef class Engine:
         cdef const unsigned char[::1] raw = cmds.view(np.uint8)
         return <Command*>&raw[0]
 
+    cdef int _check_idle(self) except -1:
+        if self.busy:
+            raise RuntimeError("the engine is single-threaded: a process() call is running")
+        return 0
+
     cdef int _prepare(self, Command* cp, size_t n, bint writable) except -1:
         """Commands either arrive unsequenced (seq 0, engine assigns) or carry the exact next seqs."""
         cdef size_t i
@@ -900,11 +950,16 @@ cdef class Engine:
         cdef size_t n
         cdef size_t i
         cdef Command* cp = self._command_ptr(cmds, &writable, &n)
+        self._check_idle()
         self._prepare(cp, n, writable)
         self.ev_len = 0
-        with nogil:
-            for i in range(n):
-                self._apply_maybe_copy(&cp[i], writable)
+        self.busy = True
+        try:
+            with nogil:
+                for i in range(n):
+                    self._apply_maybe_copy(&cp[i], writable)
+        finally:
+            self.busy = False
         return self.ev_len
 
     def process_timed(self, cmds, lat_ns) -> int:
@@ -918,22 +973,27 @@ cdef class Engine:
         cdef int64_t[::1] lat = lat_ns
         if <size_t>lat.shape[0] < n:
             raise ValueError("lat_ns is shorter than the batch")
+        self._check_idle()
         self._prepare(cp, n, writable)
         self.ev_len = 0
-        with nogil:
-            for i in range(n):
-                clock_gettime(CLOCK_MONOTONIC, &t0)
-                self._apply_maybe_copy(&cp[i], writable)
-                clock_gettime(CLOCK_MONOTONIC, &t1)
-                lat[i] = (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec)
+        self.busy = True
+        try:
+            with nogil:
+                for i in range(n):
+                    clock_gettime(CLOCK_MONOTONIC, &t0)
+                    self._apply_maybe_copy(&cp[i], writable)
+                    clock_gettime(CLOCK_MONOTONIC, &t1)
+                    lat[i] = (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec)
+        finally:
+            self.busy = False
         return self.ev_len
 
     def events(self):
         """The events of the last process() call: a view valid until the next call."""
+        self._check_idle()
         if self.ev_len == 0:
             return np.zeros(0, dtype=EVENT_DTYPE)
-        cdef cvarray view = <char[:self.ev_len * sizeof(Event)]> <char*>self.ev
-        return np.frombuffer(view, dtype=EVENT_DTYPE)
+        return np.frombuffer(_EventsBuffer(self), dtype=EVENT_DTYPE)
 
     def live_orders(self) -> int:
         return self.n_live
@@ -995,6 +1055,10 @@ cdef class Engine:
     # ------------------------------------------------------------------ snapshots
 
     def snapshot(self) -> bytes:
+        self._check_idle()
+        return self._snapshot()
+
+    cdef bytes _snapshot(self):
         """Canonical bytes of the whole state: equal states give equal bytes (no slot indices).
 
         Layout (little-endian): magic, version, last cmd seq, last event seq; instruments in symbol
@@ -1087,6 +1151,9 @@ cdef class Engine:
         cdef LevelMap* levels
         cdef Level* lvl
         cdef int side_i
+        cdef uint64_t n_resting = 0
+        cdef uint64_t n_placed = 0
+        cdef vector[uint8_t] placed
         if r.u32() != 0x504E5356 or r.u32() != SNAPSHOT_VERSION:
             raise ValueError("not an engine snapshot of this version")
         self.last_cmd_seq = r.u64()
@@ -1103,6 +1170,9 @@ cdef class Engine:
             ins.min_notional = r.i64()
             ins.band_bps = r.i64()
             ins.last_price = r.i64()
+            if not _valid_instrument(&ins) or (sym < self.instruments.size()
+                                               and self.instruments[sym].defined):
+                raise ValueError("snapshot: invalid or repeated instrument")
             self._define_symbol(sym, &ins)
         n_orders = r.u64()
         for k in range(n_orders):
@@ -1130,11 +1200,14 @@ cdef class Engine:
             r.u8()
             o.prev = NIL
             o.next = NIL
-            if not self._known_symbol(o.symbol) or self.ids.count(o.id):
+            if not self._valid_restored_order(o) or self.ids.count(o.id):
                 raise ValueError("snapshot: inconsistent order")
+            if o.state == ST_RESTING:
+                n_resting += 1
             self._link_live(idx)
             if o.state == ST_STOP:
                 self._add_stop(idx)
+        placed.resize(self.cap, 0)
         for sym in range(1, self.instruments.size()):
             if not self.instruments[sym].defined:
                 continue
@@ -1144,6 +1217,8 @@ cdef class Engine:
                 for i in range(n_levels):
                     key = r.i64()
                     n_in_level = r.u32()
+                    if n_in_level == 0 or levels.count(key):
+                        raise ValueError("snapshot: empty or repeated price level")
                     lvl = &deref(levels)[key]
                     lvl.count = 0
                     lvl.total = 0
@@ -1151,9 +1226,38 @@ cdef class Engine:
                         oid = r.u64()
                         if not self.ids.count(oid):
                             raise ValueError("snapshot: level names an unknown order")
-                        self._append_to_level(lvl, self.ids[oid])
+                        idx = self.ids[oid]
+                        o = &self.orders[idx]
+                        # Each resting order in exactly one level: its own symbol, side and price.
+                        if (o.state != ST_RESTING or placed[idx] or o.symbol != sym or o.side != (SIDE_BUY if side_i == 0 else SIDE_SELL)
+                                or side_key(o.side, o.price) != key):
+                            raise ValueError("snapshot: order misplaced in the book")
+                        self._append_to_level(lvl, idx)
+                        placed[idx] = 1
+                        n_placed += 1
+        if n_placed != n_resting:
+            raise ValueError("snapshot: a resting order is missing from the book")
         if not r.done():
             raise ValueError("snapshot: trailing bytes")
+
+    cdef bint _valid_restored_order(self, Order* o):
+        if not self._known_symbol(o.symbol) or o.accept_seq == 0 or o.accept_seq > self.last_cmd_seq:
+            return False
+        if o.side != SIDE_BUY and o.side != SIDE_SELL or o.tif < TIF_GTC or o.tif > TIF_FOK:
+            return False
+        if o.ord_type != TYPE_LIMIT and o.ord_type != TYPE_MARKET or o.stp > STP_CANCEL_BOTH:
+            return False
+        if o.flags & ~FLAG_POST_ONLY or o.leaves <= 0 or o.filled < 0 or o.display < 0:
+            return False
+        if o.qty != o.leaves + o.filled or o.qty > self.instruments[o.symbol].max_qty:
+            return False
+        if o.state == ST_STOP:
+            return 0 < o.stop_price <= self.instruments[o.symbol].max_price
+        # A resting order is a GTC limit with a visible slice.
+        return (o.state == ST_RESTING and o.ord_type == TYPE_LIMIT and o.tif == TIF_GTC
+                and 0 < o.price <= self.instruments[o.symbol].max_price
+                and 0 < o.visible <= o.leaves
+                and (o.visible == o.leaves if o.display == 0 else o.visible <= o.display))
 
 
 def record_layout() -> dict:
