@@ -14,7 +14,6 @@ import numpy as np
 cimport cython
 from cython.operator cimport dereference as deref
 from cython.operator cimport preincrement as inc
-from cython.view cimport array as cvarray
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport abort, free, malloc, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -730,40 +729,36 @@ cdef class Engine:
     cdef bint _fok_fillable(self, Order* o, int64_t key_limit, LevelMap* opp) noexcept nogil:
         cdef qty_sum need = o.leaves
         cdef qty_sum avail = 0
+        cdef qty_sum ahead_visible        # visible quantity ahead of a self order in this level
         cdef LevelMap.iterator it = opp.begin()
         cdef uint32_t m
         cdef Order* mo
         while it != opp.end() and deref(it).first <= key_limit:
-            if o.stp == STP_NONE:
-                avail += deref(it).second.total
-            else:
-                m = deref(it).second.head
+            m = deref(it).second.head
+            if o.stp == STP_CANCEL_MAKER:
+                # Self orders are cancelled as they are met; everything else is reachable.
                 while m != NIL:
                     mo = &self.orders[m]
-                    if mo.account == o.account:
-                        if o.stp != STP_CANCEL_MAKER:
-                            return avail >= need
-                    elif o.stp == STP_CANCEL_MAKER:
+                    if mo.account != o.account:
                         avail += mo.leaves
-                    else:
-                        avail += mo.visible
                     m = mo.next
-                if o.stp != STP_CANCEL_MAKER:
-                    # No self order in this level: icebergs refill and are reached again, so
-                    # everything in it is reachable, not only the visible parts counted above.
-                    avail = avail - self._visible_sum(&deref(it).second) + deref(it).second.total
+            else:
+                if o.stp != STP_NONE:
+                    # Cancel-taker/both stop at the first self order: only the visible slices ahead
+                    # of it are reachable (refilled icebergs go behind it).
+                    ahead_visible = 0
+                    while m != NIL:
+                        mo = &self.orders[m]
+                        if mo.account == o.account:
+                            return avail + ahead_visible >= need
+                        ahead_visible += mo.visible
+                        m = mo.next
+                # No self order in this level: icebergs refill and are reached again, so all of it.
+                avail += deref(it).second.total
             if avail >= need:
                 return True
             inc(it)
         return avail >= need
-
-    cdef qty_sum _visible_sum(self, Level* lvl) noexcept nogil:
-        cdef qty_sum s = 0
-        cdef uint32_t m = lvl.head
-        while m != NIL:
-            s += self.orders[m].visible
-            m = self.orders[m].next
-        return s
 
     cdef void _trade(self, Order* t, Order* m, int64_t price, int64_t q) noexcept nogil:
         cdef Event* e
