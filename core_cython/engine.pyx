@@ -14,7 +14,7 @@ import numpy as np
 cimport cython
 from cython.operator cimport dereference as deref
 from cython.operator cimport preincrement as inc
-from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport abort, free, malloc, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memset
@@ -25,7 +25,10 @@ from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+from core_cython.events cimport EventLog, log_applied, log_emit
+from core_cython.ledger cimport ACCT_NONE, Account, Balance, Ledger
 from core_cython.records cimport *
+from core_cython.snapio cimport Reader, put32, put64
 
 from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE
 
@@ -35,6 +38,8 @@ cdef extern from *:
     #define VENUE_MAX_ORDER_SLOTS (1ull << 31)
     #define VENUE_MAX_EVENT_SLOTS (1ull << 40)
     typedef __int128 venue_qty_sum;
+    #define VENUE_HOLD_LIMIT (1ll << 62)
+    #define VENUE_DEFINE_LIMIT (1ll << 61)
     """
     const uint32_t NIL "VENUE_NIL"   # "no slot" in the intrusive lists
     # Slot indices are uint32 with NIL = 2^32 - 1: doubling the pool must never wrap.
@@ -42,11 +47,16 @@ cdef extern from *:
     const uint64_t MAX_EVENT_SLOTS "VENUE_MAX_EVENT_SLOTS"
     # Sums of many quantities (each up to ~2^62 lots) need more than 64 bits.
     ctypedef long long qty_sum "venue_qty_sum"
+    const int64_t HOLD_LIMIT "VENUE_HOLD_LIMIT"       # an order's hold must stay below this
+    const int64_t DEFINE_LIMIT "VENUE_DEFINE_LIMIT"   # funds-mode instrument bounds (README)
+
+cdef const uint64_t MAX_U32 = 0xFFFFFFFF
 
 cdef enum:
     MAX_SYMBOL = 65535
-    SNAPSHOT_VERSION = 1
-    SNAP_ORDER_SIZE = 92      # bytes of one order in a snapshot
+    SNAPSHOT_VERSION = 2
+    SNAP_ORDER_SIZE = 124     # bytes of one order in a snapshot
+    SNAP_INSTRUMENT_SIZE = 96
     # Order.state
     ST_FREE = 0
     ST_RESTING = 1   # in a book level, or being executed as a taker
@@ -75,6 +85,13 @@ cdef struct Order:
     uint8_t stp
     uint8_t flags
     uint8_t state
+    # funds mode (README "Holds"): held = hold_per_lot x leaves of the quote (buy) or base (sell) asset
+    int64_t held
+    int64_t hold_per_lot
+    int64_t hold_price     # buys: the price the hold covers (caps a market buy's execution)
+    int32_t maker_bps      # fee rates fixed at acceptance
+    int32_t taker_bps
+    uint32_t acct          # ledger account index
 
 
 cdef struct Level:
@@ -92,6 +109,19 @@ cdef struct Instrument:
     int64_t min_notional
     int64_t band_bps
     int64_t last_price
+    int64_t ref_price      # configured reference price (SET_LIMITS); 0 = none
+    # funds mode
+    uint32_t base_asset
+    uint32_t quote_asset
+    int64_t base_per_lot
+    int64_t quote_per_tick_lot
+    int64_t max_notional   # quote units; 0 = no limit
+    uint8_t status         # TRADING_OPEN / CANCEL_ONLY / HALTED
+
+
+cdef struct FeeRates:
+    int32_t maker_bps
+    int32_t taker_bps
 
 
 ctypedef cmap[int64_t, Level] LevelMap          # bids keyed by -price: begin() is always the best
@@ -108,45 +138,29 @@ cdef inline int64_t side_key(uint8_t side, int64_t price) noexcept nogil:
     return price if side == SIDE_SELL else -price
 
 
-cdef class _Reader:
-    """Bounds-checked little-endian reader over a snapshot."""
-    cdef bytes data
-    cdef const unsigned char* p
-    cdef Py_ssize_t pos
-    cdef Py_ssize_t size
+cdef struct FundsPlan:
+    uint32_t acct
+    int64_t hold_price
+    int64_t hold_per_lot
+    int64_t hold
+    FeeRates rates
 
-    def __cinit__(self, bytes data):
-        self.data = data
-        self.p = <const unsigned char*>data
-        self.pos = 0
-        self.size = len(data)
 
-    cdef const unsigned char* take(self, Py_ssize_t n) except NULL:
-        if self.pos + n > self.size:
-            raise ValueError("snapshot is truncated")
-        self.pos += n
-        return self.p + self.pos - n
+cdef inline int64_t band_delta(int64_t ref, int64_t bps) noexcept nogil:
+    """ref * bps // 10000 without overflow (ref >= 0)."""
+    return (ref // 10000) * bps + ((ref % 10000) * bps) // 10000
 
-    cdef uint8_t u8(self) except? 0xFF:
-        return self.take(1)[0]
 
-    cdef uint32_t u32(self) except? 0xFFFFFFFF:
-        cdef uint32_t v
-        memcpy(&v, self.take(4), 4)
-        return v
+cdef inline int64_t fee_of(int64_t notional, int32_t bps) noexcept nogil:
+    """ceil(notional x bps / 10000): charges round up, rebates round toward zero (venue's favour)."""
+    cdef qty_sum x = <qty_sum>notional * bps
+    if x >= 0:
+        return <int64_t>((x + 9999) / 10000)
+    return <int64_t>(x / 10000)  # C division truncates toward zero: the ceiling of a negative
 
-    cdef uint64_t u64(self) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t v
-        memcpy(&v, self.take(8), 8)
-        return v
 
-    cdef int64_t i64(self) except? -1:
-        cdef int64_t v
-        memcpy(&v, self.take(8), 8)
-        return v
-
-    cdef bint done(self):
-        return self.pos == self.size
+cdef bint _fee_key_less(const pair[uint32_t, FeeRates]& a, const pair[uint32_t, FeeRates]& b) noexcept nogil:
+    return a.first < b.first
 
 
 cdef inline bint _valid_instrument(Instrument* ins) noexcept nogil:
@@ -165,8 +179,8 @@ cdef class _EventsBuffer:
         self.engine = engine
 
     def __getbuffer__(self, Py_buffer* buf, int flags):
-        buf.buf = <char*>self.engine.ev
-        buf.len = self.engine.ev_len * sizeof(Event)
+        buf.buf = <char*>self.engine.log.ev
+        buf.len = self.engine.log.len * sizeof(Event)
         buf.readonly = 1
         buf.itemsize = 1
         buf.format = NULL
@@ -181,29 +195,19 @@ cdef class _EventsBuffer:
         pass
 
 
-cdef inline char* _put32(char* p, uint32_t v) noexcept:
-    memcpy(p, &v, 4)
-    return p + 4
-
-
-cdef inline char* _put64(char* p, uint64_t v) noexcept:
-    memcpy(p, &v, 8)
-    return p + 8
-
-
 cdef char* _put_order(char* p, Order* o) noexcept:
     cdef uint8_t b[8]
-    p = _put64(p, o.id)
-    p = _put64(p, o.account)
-    p = _put64(p, o.accept_seq)
-    p = _put64(p, o.price)
-    p = _put64(p, o.qty)
-    p = _put64(p, o.leaves)
-    p = _put64(p, o.filled)
-    p = _put64(p, o.visible)
-    p = _put64(p, o.display)
-    p = _put64(p, o.stop_price)
-    p = _put32(p, o.symbol)
+    p = put64(p, o.id)
+    p = put64(p, o.account)
+    p = put64(p, o.accept_seq)
+    p = put64(p, o.price)
+    p = put64(p, o.qty)
+    p = put64(p, o.leaves)
+    p = put64(p, o.filled)
+    p = put64(p, o.visible)
+    p = put64(p, o.display)
+    p = put64(p, o.stop_price)
+    p = put32(p, o.symbol)
     b[0] = o.side
     b[1] = o.ord_type
     b[2] = o.tif
@@ -213,7 +217,12 @@ cdef char* _put_order(char* p, Order* o) noexcept:
     b[6] = 0
     b[7] = 0
     memcpy(p, b, 8)
-    return p + 8
+    p += 8
+    p = put64(p, o.held)
+    p = put64(p, o.hold_per_lot)
+    p = put64(p, o.hold_price)
+    p = put32(p, <uint32_t>o.maker_bps)
+    return put32(p, <uint32_t>o.taker_bps)
 
 
 @cython.final
@@ -230,17 +239,18 @@ cdef class Engine:
     cdef vector[LevelMap] asks
     cdef vector[StopMap] buy_stops
     cdef vector[StopMap] sell_stops
-    cdef Event* ev
-    cdef size_t ev_len
-    cdef size_t ev_cap
-    cdef const Command* cur
+    cdef EventLog log
     cdef int64_t px_hi        # highest / lowest trade price since the last stop round
     cdef int64_t px_lo
     cdef readonly uint64_t last_cmd_seq
-    cdef readonly uint64_t last_event_seq
     cdef bint busy            # inside process(): the GIL is released, so guard against re-entry
+    cdef readonly bint funds  # accounts, holds, settlement and pre-trade risk (README "Funds mode")
+    cdef Ledger ledger
+    cdef vector[Account]* accts               # = &ledger.accounts, reachable without the GIL
+    cdef vector[vector[Balance]]* bals        # = &ledger.balances
+    cdef unordered_map[uint32_t, FeeRates] fees   # key: symbol << 8 | tier
 
-    def __cinit__(self, uint32_t initial_orders=1024, size_t initial_events=4096):
+    def __cinit__(self, uint32_t initial_orders=1024, size_t initial_events=4096, bint funds=False):
         # Both buffers grow by doubling (a realloc on the hot path): size them for the expected
         # book and batch to keep that copy out of the latency tail.
         if initial_orders > MAX_ORDER_SLOTS or initial_events > MAX_EVENT_SLOTS:
@@ -252,10 +262,10 @@ cdef class Engine:
         self.ghead = NIL
         self.gtail = NIL
         self.n_live = 0
-        self.ev_cap = initial_events if initial_events > 0 else 1
-        self.ev_len = 0
-        self.ev = <Event*>malloc(self.ev_cap * sizeof(Event))
-        if self.ev == NULL:
+        self.log.cap = initial_events if initial_events > 0 else 1
+        self.log.len = 0
+        self.log.ev = <Event*>malloc(self.log.cap * sizeof(Event))
+        if self.log.ev == NULL:
             raise MemoryError()
         self._grow_orders(initial_orders if initial_orders > 0 else 1)
         self.instruments.resize(1)
@@ -265,10 +275,14 @@ cdef class Engine:
         self.sell_stops.resize(1)
         self.px_hi = 0
         self.px_lo = INT64_MAX
+        self.funds = funds
+        self.ledger = Ledger()  # empty and unused in core mode
+        self.accts = &self.ledger.accounts
+        self.bals = &self.ledger.balances
 
     def __dealloc__(self):
         free(self.orders)
-        free(self.ev)
+        free(self.log.ev)
 
     # ------------------------------------------------------------------ memory
 
@@ -299,25 +313,7 @@ cdef class Engine:
         return idx
 
     cdef inline Event* _emit(self, uint8_t type, uint8_t reason) noexcept nogil:
-        cdef Event* grown
-        cdef Event* e
-        if self.ev_len == self.ev_cap:
-            grown = <Event*>realloc(self.ev, self.ev_cap * 2 * sizeof(Event))
-            if grown == NULL:
-                abort()
-            self.ev = grown
-            self.ev_cap *= 2
-        e = &self.ev[self.ev_len]
-        self.ev_len += 1
-        memset(e, 0, sizeof(Event))
-        self.last_event_seq += 1
-        e.seq = self.last_event_seq
-        e.cmd_seq = self.cur.seq
-        e.ts = self.cur.ts
-        e.op = self.cur.op
-        e.type = type
-        e.reason = reason
-        return e
+        return log_emit(&self.log, type, reason)
 
     cdef inline void _emit_order(self, uint8_t type, uint8_t reason, Order* o, int64_t qty) noexcept nogil:
         cdef Event* e = self._emit(type, reason)
@@ -332,14 +328,14 @@ cdef class Engine:
 
     cdef inline void _emit_triggered(self, Order* o) noexcept nogil:
         self._emit_order(EV_TRIGGERED, R_NONE, o, o.leaves)
-        self.ev[self.ev_len - 1].price = o.stop_price
+        self.log.ev[self.log.len - 1].price = o.stop_price
 
     cdef void _reject(self, uint8_t reason) noexcept nogil:
-        cdef const Command* c = self.cur
+        cdef const Command* c = self.log.cur
         cdef Event* e = self._emit(EV_REJECTED, reason)
         e.order_id = c.order_id
         e.account = c.account
-        e.symbol = c.symbol
+        e.symbol = c.asset if is_money_op(c.op) else c.symbol
         e.side = c.side
         e.price = c.price
         e.qty = c.qty
@@ -357,6 +353,8 @@ cdef class Engine:
         self.gtail = idx
         self.ids[o.id] = idx
         self.n_live += 1
+        if self.funds:
+            self.accts[0][o.acct].open_orders += 1
 
     cdef void _release(self, uint32_t idx) noexcept nogil:
         """Forget a finished order: off the live list, out of the id map, slot back to the pool."""
@@ -374,6 +372,8 @@ cdef class Engine:
         o.next = self.free_head
         self.free_head = idx
         self.n_live -= 1
+        if self.funds:
+            self.accts[0][o.acct].open_orders -= 1
 
     cdef void _define_symbol(self, uint32_t sym, Instrument* ins) noexcept nogil:
         if sym >= self.instruments.size():
@@ -453,6 +453,10 @@ cdef class Engine:
         cdef int64_t open_qty = o.leaves
         o.leaves = 0
         self._emit_order(type, reason, o, open_qty)
+        if self.funds and o.held > 0:
+            self.ledger.post(&self.log, o.acct, self._hold_asset(o), o.held, -o.held, o.id,
+                             self.log.last_seq, 0, 0, P_RELEASE)
+            o.held = 0
         self._release(idx)
 
     # ------------------------------------------------------------------ dispatch
@@ -460,7 +464,7 @@ cdef class Engine:
     cdef void _apply(self, Command* c) noexcept nogil:
         self.last_cmd_seq += 1
         c.seq = self.last_cmd_seq
-        self.cur = c
+        self.log.cur = c
         if c.op == OP_NEW:
             self._on_new(c)
         elif c.op == OP_CANCEL:
@@ -471,6 +475,8 @@ cdef class Engine:
             self._on_mass_cancel(c)
         elif c.op == OP_ADD_INSTRUMENT:
             self._on_add_instrument(c)
+        elif c.op >= OP_ADD_ASSET and c.op <= OP_SET_LIMITS:
+            self._on_funds_command(c)
         else:
             self._reject(R_UNKNOWN_OP)
 
@@ -486,8 +492,16 @@ cdef class Engine:
         ins.min_notional = c.stop_price
         ins.band_bps = <int64_t>c.order_id
         ins.last_price = 0
+        ins.ref_price = 0
+        ins.base_asset = c.asset
+        ins.quote_asset = <uint32_t>c.account if c.account <= MAX_U32 else 0
+        ins.base_per_lot = c.aux1
+        ins.quote_per_tick_lot = c.aux2
+        ins.max_notional = 0
+        ins.status = TRADING_OPEN
         if (sym == 0 or sym > MAX_SYMBOL or c.order_id > 10000 or not _valid_instrument(&ins)
-                or (sym < self.instruments.size() and self.instruments[sym].defined)):
+                or (sym < self.instruments.size() and self.instruments[sym].defined)
+                or (self.funds and not self._valid_funds_instrument(&ins, c))):
             self._reject(R_INVALID_INSTRUMENT)
             return
         self._define_symbol(sym, &ins)
@@ -495,6 +509,16 @@ cdef class Engine:
         e.symbol = sym
         e.price = ins.max_price
         e.qty = ins.max_qty
+
+    cdef bint _valid_funds_instrument(self, Instrument* ins, const Command* c) noexcept nogil:
+        """Assets exist and differ; notionals and base amounts of any order stay far from overflow."""
+        if c.account > MAX_U32 or not self.ledger.asset_exists(ins.base_asset) \
+                or not self.ledger.asset_exists(ins.quote_asset) or ins.base_asset == ins.quote_asset:
+            return False
+        if ins.base_per_lot < 1 or ins.quote_per_tick_lot < 1:
+            return False
+        return (<qty_sum>ins.max_price * ins.max_qty * ins.quote_per_tick_lot < DEFINE_LIMIT
+                and <qty_sum>ins.max_qty * ins.base_per_lot < DEFINE_LIMIT)
 
     cdef inline bint _known_symbol(self, uint32_t sym) noexcept nogil:
         return sym > 0 and sym < self.instruments.size() and self.instruments[sym].defined
@@ -574,6 +598,9 @@ cdef class Engine:
         cdef uint32_t idx
         cdef Order* o
         cdef int64_t last
+        cdef FundsPlan plan
+        if reason == R_NONE and self.funds:
+            reason = self._risk_new(c, &plan)
         if reason != R_NONE:
             self._reject(reason)
             return
@@ -597,8 +624,18 @@ cdef class Engine:
         o.state = ST_RESTING
         o.prev = NIL
         o.next = NIL
+        if self.funds:
+            o.acct = plan.acct
+            o.hold_price = plan.hold_price
+            o.hold_per_lot = plan.hold_per_lot
+            o.maker_bps = plan.rates.maker_bps
+            o.taker_bps = plan.rates.taker_bps
         self._link_live(idx)
         self._emit_order(EV_ACCEPTED, R_NONE, o, o.qty)
+        if self.funds:
+            o.held = plan.hold
+            self.ledger.post(&self.log, o.acct, self._hold_asset(o), -plan.hold, plan.hold, o.id,
+                             self.log.last_seq, 0, 0, P_HOLD)
         if o.stop_price > 0:
             last = self.instruments[o.symbol].last_price
             if last > 0 and ((o.side == SIDE_BUY and last >= o.stop_price)
@@ -633,6 +670,9 @@ cdef class Engine:
         if o == NULL:
             self._reject(R_UNKNOWN_ORDER)
             return
+        if self.funds and self.instruments[o.symbol].status == TRADING_HALTED:
+            self._reject(R_INSTRUMENT_HALTED)
+            return
         self._take_out_of_book(idx)
         self._finish(idx, EV_CANCELLED, R_USER_CANCEL)
 
@@ -645,7 +685,8 @@ cdef class Engine:
         while idx != NIL:
             o = &self.orders[idx]
             nxt = o.gnext
-            if (c.account == 0 or o.account == c.account) and (c.symbol == 0 or o.symbol == c.symbol):
+            if ((c.account == 0 or o.account == c.account) and (c.symbol == 0 or o.symbol == c.symbol)
+                    and not (self.funds and self.instruments[o.symbol].status == TRADING_HALTED)):
                 self._take_out_of_book(idx)
                 self._finish(idx, EV_CANCELLED, R_MASS_CANCEL)
                 cancelled += 1
@@ -667,6 +708,8 @@ cdef class Engine:
         cdef LevelMap* levels
         cdef Level* lvl
         cdef uint32_t sym
+        cdef int64_t new_per_lot = 0
+        cdef int64_t new_hold = 0
         if c.reject != R_NONE:
             self._reject(c.reject)
             return
@@ -687,6 +730,8 @@ cdef class Engine:
         if r == R_NONE and (o.flags & FLAG_POST_ONLY) and new_price != o.price \
                 and self._would_take(o.symbol, o.side, new_price):
             r = R_POST_ONLY_WOULD_TAKE
+        if r == R_NONE and self.funds:
+            r = self._risk_replace(o, new_price, c.qty, &new_per_lot, &new_hold)
         if r != R_NONE:
             self._reject(r)
             return
@@ -700,6 +745,8 @@ cdef class Engine:
             o.qty = c.qty
             o.visible = min64(o.visible, new_leaves) if o.display > 0 else new_leaves
             self._emit_order(EV_REPLACED, R_NONE, o, o.qty)
+            if self.funds:
+                self._rehold(o, new_per_lot, new_hold)
             return
         self._take_out_of_book(idx)
         o.price = new_price
@@ -707,24 +754,251 @@ cdef class Engine:
         o.leaves = new_leaves
         sym = o.symbol
         self._emit_order(EV_REPLACED, R_NONE, o, o.qty)
+        if self.funds:
+            self._rehold(o, new_per_lot, new_hold)
         self._execute(idx)   # may release the order
         self._run_stops(sym)
 
+    # ------------------------------------------------------------------ funds mode (README "Funds mode")
+
+    cdef inline uint32_t _hold_asset(self, Order* o) noexcept nogil:
+        cdef Instrument* ins = &self.instruments[o.symbol]
+        return ins.quote_asset if o.side == SIDE_BUY else ins.base_asset
+
+    cdef FeeRates _fee_rates(self, uint32_t sym, uint8_t tier) noexcept nogil:
+        """The tier's rates for the instrument, else tier 0's, else none."""
+        cdef unordered_map[uint32_t, FeeRates].iterator it = self.fees.find((sym << 8) | tier)
+        cdef FeeRates zero
+        if it == self.fees.end():
+            it = self.fees.find(sym << 8)
+        if it == self.fees.end():
+            zero.maker_bps = 0
+            zero.taker_bps = 0
+            return zero
+        return deref(it).second
+
+    cdef bint _hold_per_lot(self, Instrument* ins, uint8_t side, int64_t price, FeeRates* rates,
+                            int64_t* out) noexcept nogil:
+        """Per-lot hold (README "Holds"); False if it does not fit."""
+        cdef int64_t n1
+        cdef int32_t r
+        if side == SIDE_SELL:
+            out[0] = ins.base_per_lot
+            return True
+        if <qty_sum>price * ins.quote_per_tick_lot >= HOLD_LIMIT:
+            return False
+        n1 = price * ins.quote_per_tick_lot
+        r = rates.maker_bps if rates.maker_bps > rates.taker_bps else rates.taker_bps
+        out[0] = n1 + fee_of(n1, r if r > 0 else 0)
+        return out[0] < HOLD_LIMIT
+
+    cdef uint8_t _band_check(self, Instrument* ins, int64_t price) noexcept nogil:
+        cdef int64_t ref = ins.last_price if ins.last_price > 0 else ins.ref_price
+        cdef int64_t delta
+        if ref > 0:
+            delta = band_delta(ref, ins.band_bps)
+            if price < ref - delta or price > ref + delta:
+                return R_PRICE_OUTSIDE_BAND
+        return R_NONE
+
+    cdef inline bint _over_max_notional(self, Instrument* ins, int64_t price, int64_t qty) noexcept nogil:
+        return ins.max_notional > 0 and <qty_sum>price * qty * ins.quote_per_tick_lot > ins.max_notional
+
+    cdef inline uint8_t _status_check(self, Instrument* ins) noexcept nogil:
+        if ins.status == TRADING_HALTED:
+            return R_INSTRUMENT_HALTED
+        if ins.status == TRADING_CANCEL_ONLY:
+            return R_CANCEL_ONLY
+        return R_NONE
+
+    cdef uint8_t _risk_new(self, const Command* c, FundsPlan* plan) noexcept nogil:
+        """Pre-trade checks 12-17 of a NEW that passed the core checks; fills the plan."""
+        cdef Instrument* ins = &self.instruments[c.symbol]
+        cdef Account* a
+        cdef uint8_t r = self._status_check(ins)
+        cdef int64_t d
+        cdef qty_sum hold
+        if r != R_NONE:
+            return r
+        plan.acct = self.ledger.find(c.account)
+        if plan.acct == ACCT_NONE:
+            return R_UNKNOWN_ACCOUNT
+        a = &self.accts[0][plan.acct]
+        if a.type != ACCT_CUSTOMER:
+            return R_ACCOUNT_CANNOT_TRADE
+        if a.status == ACCT_HALTED:
+            return R_ACCOUNT_HALTED
+        if c.ord_type == TYPE_LIMIT:
+            plan.hold_price = c.price
+            if c.stop_price == 0:
+                r = self._band_check(ins, c.price)
+                if r != R_NONE:
+                    return r
+        elif c.stop_price > 0:
+            d = band_delta(c.stop_price, ins.band_bps)
+            plan.hold_price = c.stop_price + d if c.side == SIDE_BUY else (
+                c.stop_price - d if c.stop_price - d > 1 else 1)
+        else:
+            plan.hold_price = self._protection_price(c.symbol, c.side)
+        if self._over_max_notional(ins, plan.hold_price, c.qty):
+            return R_NOTIONAL_ABOVE_MAX
+        if a.open_orders >= a.max_open:
+            return R_TOO_MANY_OPEN_ORDERS
+        plan.rates = self._fee_rates(c.symbol, a.tier)
+        if not self._hold_per_lot(ins, c.side, plan.hold_price, &plan.rates, &plan.hold_per_lot):
+            return R_NOTIONAL_ABOVE_MAX
+        hold = <qty_sum>plan.hold_per_lot * c.qty
+        if hold >= HOLD_LIMIT:
+            return R_NOTIONAL_ABOVE_MAX
+        plan.hold = <int64_t>hold
+        if plan.hold > self.bals[0][plan.acct][
+                ins.quote_asset if c.side == SIDE_BUY else ins.base_asset].avail:
+            return R_INSUFFICIENT_FUNDS
+        return R_NONE
+
+    cdef uint8_t _risk_replace(self, Order* o, int64_t new_price, int64_t new_qty, int64_t* per_lot,
+                               int64_t* new_hold) noexcept nogil:
+        """Funds checks of a REPLACE that passed the core checks; the new hold in per_lot/new_hold."""
+        cdef Instrument* ins = &self.instruments[o.symbol]
+        cdef uint8_t r = self._status_check(ins)
+        cdef FeeRates rates
+        cdef qty_sum hold
+        if r != R_NONE:
+            return r
+        if self.accts[0][o.acct].status == ACCT_HALTED:
+            return R_ACCOUNT_HALTED
+        if new_price != o.price:
+            r = self._band_check(ins, new_price)
+            if r != R_NONE:
+                return r
+        if self._over_max_notional(ins, new_price, new_qty):
+            return R_NOTIONAL_ABOVE_MAX
+        rates.maker_bps = o.maker_bps
+        rates.taker_bps = o.taker_bps
+        if not self._hold_per_lot(ins, o.side, new_price, &rates, per_lot):
+            return R_NOTIONAL_ABOVE_MAX
+        hold = <qty_sum>per_lot[0] * (new_qty - o.filled)
+        if hold >= HOLD_LIMIT:
+            return R_NOTIONAL_ABOVE_MAX
+        new_hold[0] = <int64_t>hold
+        if new_hold[0] - o.held > self.bals[0][o.acct][self._hold_asset(o)].avail:
+            return R_INSUFFICIENT_FUNDS
+        return R_NONE
+
+    cdef void _rehold(self, Order* o, int64_t per_lot, int64_t new_hold) noexcept nogil:
+        """After REPLACED: one HOLD or RELEASE posting for the change of the order's hold."""
+        cdef int64_t delta = new_hold - o.held
+        self.ledger.post(&self.log, o.acct, self._hold_asset(o), -delta, delta, o.id, self.log.last_seq,
+                         0, 0, P_HOLD if delta > 0 else P_RELEASE)
+        o.held = new_hold
+        o.hold_per_lot = per_lot
+        if o.side == SIDE_BUY:
+            o.hold_price = o.price
+
+    cdef void _settle(self, Order* t, Order* m, int64_t price, int64_t q, uint64_t cause) noexcept nogil:
+        """The postings of one trade (README "Settlement")."""
+        cdef Instrument* ins = &self.instruments[t.symbol]
+        cdef int64_t notional = price * q * ins.quote_per_tick_lot
+        cdef int64_t base = q * ins.base_per_lot
+        cdef int64_t fee_t = fee_of(notional, t.taker_bps)
+        cdef int64_t fee_m = fee_of(notional, m.maker_bps)
+        cdef Order* b
+        cdef Order* s
+        cdef int64_t fee_b
+        cdef int64_t fee_s
+        cdef int64_t used
+        if fee_m < -fee_t:
+            fee_m = -fee_t  # a rebate is paid out of this trade's taker fee, never beyond it
+        if t.side == SIDE_BUY:
+            b, s, fee_b, fee_s = t, m, fee_t, fee_m
+        else:
+            b, s, fee_b, fee_s = m, t, fee_m, fee_t
+        used = b.hold_per_lot * q
+        b.held -= used
+        s.held -= base
+        self.ledger.post(&self.log, b.acct, ins.quote_asset, used - notional - fee_b, -used, b.id, cause,
+                         s.account, fee_b, P_TRADE)
+        self.ledger.post(&self.log, b.acct, ins.base_asset, base, 0, b.id, cause, s.account, 0, P_TRADE)
+        self.ledger.post(&self.log, s.acct, ins.base_asset, 0, -base, s.id, cause, b.account, 0, P_TRADE)
+        self.ledger.post(&self.log, s.acct, ins.quote_asset, notional - fee_s, 0, s.id, cause, b.account,
+                         fee_s, P_TRADE)
+        self.ledger.post(&self.log, self.ledger.find(ACCOUNT_FEES), ins.quote_asset, fee_b + fee_s, 0, 0,
+                         cause, 0, 0, P_FEE)
+
+    cdef void _on_funds_command(self, const Command* c) noexcept nogil:
+        cdef uint8_t r
+        cdef Instrument* ins
+        cdef FeeRates rates
+        cdef uint32_t idx
+        cdef uint32_t nxt
+        if not self.funds:
+            self._reject(R_FUNDS_OFF)
+            return
+        if c.reject != R_NONE:
+            self._reject(c.reject)
+            return
+        if c.op == OP_SET_FEES or c.op == OP_SET_TRADING_STATUS or c.op == OP_SET_LIMITS:
+            if not self._known_symbol(c.symbol):
+                self._reject(R_UNKNOWN_SYMBOL)
+                return
+            ins = &self.instruments[c.symbol]
+            if c.op == OP_SET_FEES:
+                if (c.price < -1000 or c.price > 1000 or c.qty < 0 or c.qty > 1000 or c.price + c.qty < 0):
+                    self._reject(R_INVALID_FEES)
+                    return
+                rates.maker_bps = <int32_t>c.price
+                rates.taker_bps = <int32_t>c.qty
+                self.fees[(c.symbol << 8) | c.flags] = rates
+            elif c.op == OP_SET_TRADING_STATUS:
+                if c.flags > TRADING_HALTED:
+                    self._reject(R_INVALID_STATUS)
+                    return
+                ins.status = c.flags
+            else:
+                if c.price < 0 or c.price > ins.max_price or c.aux1 < 0:
+                    self._reject(R_INVALID_LIMITS)
+                    return
+                ins.ref_price = c.price
+                ins.max_notional = c.aux1
+            log_applied(&self.log, c)
+            return
+        r = self.ledger.apply(&self.log, c)
+        if r != R_NONE:
+            self._reject(r)
+            return
+        if c.op == OP_SET_ACCOUNT_STATUS and c.flags == ACCT_HALTED:
+            # Kill switch: every live order of the account goes, whatever its instrument's status.
+            idx = self.ghead
+            while idx != NIL:
+                nxt = self.orders[idx].gnext
+                if self.orders[idx].account == c.account:
+                    self._take_out_of_book(idx)
+                    self._finish(idx, EV_CANCELLED, R_ACCOUNT_HALTED)
+                idx = nxt
+
     # ------------------------------------------------------------------ matching
 
-    cdef int64_t _market_limit(self, Order* o) noexcept nogil:
-        """The protection price that bounds a market order: a band around the reference price."""
-        cdef Instrument* ins = &self.instruments[o.symbol]
-        cdef LevelMap* opp = &self.asks[o.symbol] if o.side == SIDE_BUY else &self.bids[o.symbol]
+    cdef int64_t _protection_price(self, uint32_t sym, uint8_t side) noexcept nogil:
+        """A band around the reference price (last trade, configured, or opposite best: not empty)."""
+        cdef Instrument* ins = &self.instruments[sym]
+        cdef LevelMap* opp = &self.asks[sym] if side == SIDE_BUY else &self.bids[sym]
         cdef int64_t ref = ins.last_price
         cdef int64_t delta
         if ref == 0:
-            ref = deref(opp.begin()).first if o.side == SIDE_BUY else -deref(opp.begin()).first
-        # ref * bps // 10000 without overflow.
-        delta = (ref // 10000) * ins.band_bps + ((ref % 10000) * ins.band_bps) // 10000
-        if o.side == SIDE_BUY:
+            ref = ins.ref_price
+        if ref == 0:
+            ref = deref(opp.begin()).first if side == SIDE_BUY else -deref(opp.begin()).first
+        delta = band_delta(ref, ins.band_bps)
+        if side == SIDE_BUY:
             return ref + delta
         return ref - delta if ref - delta > 1 else 1
+
+    cdef int64_t _market_limit(self, Order* o) noexcept nogil:
+        """The protection price that bounds a market order; a funded buy never beyond its hold price."""
+        cdef int64_t limit = self._protection_price(o.symbol, o.side)
+        if self.funds and o.side == SIDE_BUY and limit > o.hold_price:
+            return o.hold_price
+        return limit
 
     cdef bint _fok_fillable(self, Order* o, int64_t key_limit, LevelMap* opp) noexcept nogil:
         cdef qty_sum need = o.leaves
@@ -785,6 +1059,8 @@ cdef class Engine:
         e.maker_order = m.id
         e.maker_account = m.account
         e.maker_leaves = m.leaves
+        if self.funds:
+            self._settle(t, m, price, q, e.seq)
 
     cdef bint _match(self, uint32_t tidx, int64_t key_limit, LevelMap* opp) noexcept nogil:
         """Match taker against opp up to key_limit. False if STP cancelled the taker."""
@@ -947,7 +1223,7 @@ cdef class Engine:
         cdef Command* cp = self._command_ptr(cmds, &writable, &n)
         self._check_idle()
         self._prepare(cp, n, writable)
-        self.ev_len = 0
+        self.log.len = 0
         self.busy = True
         try:
             with nogil:
@@ -955,7 +1231,7 @@ cdef class Engine:
                     self._apply_maybe_copy(&cp[i], writable)
         finally:
             self.busy = False
-        return self.ev_len
+        return self.log.len
 
     def process_timed(self, cmds, lat_ns) -> int:
         """process(), also writing each command's latency in nanoseconds into lat_ns (int64)."""
@@ -970,7 +1246,7 @@ cdef class Engine:
             raise ValueError("lat_ns is shorter than the batch")
         self._check_idle()
         self._prepare(cp, n, writable)
-        self.ev_len = 0
+        self.log.len = 0
         self.busy = True
         try:
             with nogil:
@@ -981,14 +1257,69 @@ cdef class Engine:
                     lat[i] = (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec)
         finally:
             self.busy = False
-        return self.ev_len
+        return self.log.len
 
     def events(self):
         """The events of the last process() call: a view valid until the next call."""
         self._check_idle()
-        if self.ev_len == 0:
+        if self.log.len == 0:
             return np.zeros(0, dtype=EVENT_DTYPE)
         return np.frombuffer(_EventsBuffer(self), dtype=EVENT_DTYPE)
+
+    @property
+    def last_event_seq(self) -> int:
+        return self.log.last_seq
+
+    # ------------------------------------------------------------------ funds-mode inspection
+
+    cdef int _need_funds(self) except -1:
+        if not self.funds:
+            raise RuntimeError("this engine runs in core mode (Engine(funds=True) has accounts)")
+        return 0
+
+    def balance(self, uint64_t account, uint32_t asset) -> tuple:
+        """(available, held) of an account in an asset; KeyError for an unknown account."""
+        self._need_funds()
+        return self.ledger.balance_of(account, asset)
+
+    def balances(self) -> dict:
+        """{(account, asset): (available, held)} for every non-zero balance."""
+        self._need_funds()
+        return self.ledger.all_balances()
+
+    def accounts(self) -> dict:
+        self._need_funds()
+        return self.ledger.all_accounts()
+
+    def assets(self) -> dict:
+        self._need_funds()
+        return self.ledger.all_assets()
+
+    def withdrawals(self) -> dict:
+        """Pending withdrawals: {withdrawal_id: (account, asset, amount)}."""
+        self._need_funds()
+        return self.ledger.pending_withdrawals()
+
+    def instrument(self, uint32_t symbol) -> dict:
+        if not self._known_symbol(symbol):
+            raise KeyError(symbol)
+        cdef Instrument* ins = &self.instruments[symbol]
+        return {"max_price": ins.max_price, "min_qty": ins.min_qty, "max_qty": ins.max_qty,
+                "min_notional": ins.min_notional, "band_bps": ins.band_bps, "last_price": ins.last_price,
+                "ref_price": ins.ref_price, "max_notional": ins.max_notional, "status": ins.status,
+                "base_asset": ins.base_asset, "quote_asset": ins.quote_asset,
+                "base_per_lot": ins.base_per_lot, "quote_per_tick_lot": ins.quote_per_tick_lot}
+
+    def fee_rates(self, uint64_t account, uint32_t symbol) -> tuple:
+        """(maker_bps, taker_bps) an order of the account accepted now would get."""
+        self._need_funds()
+        if not self._known_symbol(symbol):
+            raise KeyError(symbol)
+        cdef uint32_t acct = self.ledger.find(account)
+        if acct == ACCT_NONE:
+            raise KeyError(account)
+        cdef FeeRates rates = self._fee_rates(symbol, self.accts[0][acct].tier)
+        return (rates.maker_bps, rates.taker_bps)
 
     def live_orders(self) -> int:
         return self.n_live
@@ -1009,7 +1340,18 @@ cdef class Engine:
             "price": o.price, "qty": o.qty, "leaves": o.leaves, "filled": o.filled,
             "visible": o.visible, "display": o.display, "stop_price": o.stop_price,
             "accept_seq": o.accept_seq, "pending_stop": o.state == ST_STOP,
+            "held": o.held, "hold_per_lot": o.hold_per_lot, "hold_price": o.hold_price,
+            "maker_bps": o.maker_bps, "taker_bps": o.taker_bps,
         }
+
+    def open_orders(self) -> list:
+        """Every live order (resting or pending stop), in acceptance order."""
+        cdef uint32_t m = self.ghead
+        out = []
+        while m != NIL:
+            out.append(self._order_dict(m))
+            m = self.orders[m].gnext
+        return out
 
     def order(self, uint64_t order_id):
         cdef unordered_map[uint64_t, uint32_t].iterator it = self.ids.find(order_id)
@@ -1056,44 +1398,68 @@ cdef class Engine:
     cdef bytes _snapshot(self):
         """Canonical bytes of the whole state: equal states give equal bytes (no slot indices).
 
-        Layout (little-endian): magic, version, last cmd seq, last event seq; instruments in symbol
-        order; live orders in acceptance order (fixed 92-byte records); then per symbol the bid and
-        ask levels, best first, each as price key, count and the order ids in time priority.
+        Layout (little-endian): magic, version, funds flag, last cmd seq, last event seq; in funds
+        mode the ledger (Ledger.serialize); instruments in symbol order; fee rates in key order; live
+        orders in acceptance order (fixed 124-byte records); then per symbol the bid and ask levels,
+        best first, each as price key, count and the order ids in time priority.
         """
-        cdef size_t size = 4 + 4 + 8 + 8 + 4 + 8
+        cdef bytes ledger_part = self.ledger.serialize() if self.funds else b""
+        cdef size_t size = 4 + 4 + 4 + 8 + 8 + len(ledger_part) + 4 + 4 + self.fees.size() * 12 + 8
         cdef uint32_t sym
         cdef uint32_t count = 0
         cdef size_t n_stops = 0
+        cdef vector[pair[uint32_t, FeeRates]] fee_list
+        cdef unordered_map[uint32_t, FeeRates].iterator fit = self.fees.begin()
         for sym in range(1, self.instruments.size()):
             if self.instruments[sym].defined:
                 count += 1
-                size += 4 + 6 * 8
+                size += SNAP_INSTRUMENT_SIZE
                 size += 8 + self.bids[sym].size() * 12 + self.asks[sym].size() * 12
                 n_stops += self.buy_stops[sym].size() + self.sell_stops[sym].size()
         # Each live order: its record, and its id in a level unless it is a pending stop.
         size += self.n_live * SNAP_ORDER_SIZE + (self.n_live - n_stops) * 8
+        while fit != self.fees.end():
+            fee_list.push_back(pair[uint32_t, FeeRates](deref(fit).first, deref(fit).second))
+            inc(fit)
+        sort(fee_list.begin(), fee_list.end(), _fee_key_less)
         cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
         cdef char* base = PyBytes_AS_STRING(out)
         cdef char* p = base
         cdef Instrument* ins
         cdef uint32_t m
-        p = _put32(p, 0x504E5356)  # "VSNP"
-        p = _put32(p, SNAPSHOT_VERSION)
-        p = _put64(p, self.last_cmd_seq)
-        p = _put64(p, self.last_event_seq)
-        p = _put32(p, count)
+        cdef size_t i
+        p = put32(p, 0x504E5356)  # "VSNP"
+        p = put32(p, SNAPSHOT_VERSION)
+        p = put32(p, self.funds)
+        p = put64(p, self.last_cmd_seq)
+        p = put64(p, self.log.last_seq)
+        memcpy(p, PyBytes_AS_STRING(ledger_part), len(ledger_part))
+        p += len(ledger_part)
+        p = put32(p, count)
         for sym in range(1, self.instruments.size()):
             ins = &self.instruments[sym]
             if not ins.defined:
                 continue
-            p = _put32(p, sym)
-            p = _put64(p, ins.max_price)
-            p = _put64(p, ins.min_qty)
-            p = _put64(p, ins.max_qty)
-            p = _put64(p, ins.min_notional)
-            p = _put64(p, ins.band_bps)
-            p = _put64(p, ins.last_price)
-        p = _put64(p, self.n_live)
+            p = put32(p, sym)
+            p = put64(p, ins.max_price)
+            p = put64(p, ins.min_qty)
+            p = put64(p, ins.max_qty)
+            p = put64(p, ins.min_notional)
+            p = put64(p, ins.band_bps)
+            p = put64(p, ins.last_price)
+            p = put64(p, ins.ref_price)
+            p = put64(p, ins.base_per_lot)
+            p = put64(p, ins.quote_per_tick_lot)
+            p = put64(p, ins.max_notional)
+            p = put32(p, ins.base_asset)
+            p = put32(p, ins.quote_asset)
+            p = put32(p, ins.status)
+        p = put32(p, <uint32_t>fee_list.size())
+        for i in range(fee_list.size()):
+            p = put32(p, fee_list[i].first)
+            p = put32(p, <uint32_t>fee_list[i].second.maker_bps)
+            p = put32(p, <uint32_t>fee_list[i].second.taker_bps)
+        p = put64(p, self.n_live)
         m = self.ghead
         while m != NIL:
             p = _put_order(p, &self.orders[m])
@@ -1108,13 +1474,13 @@ cdef class Engine:
     cdef char* _put_levels(self, char* p, LevelMap* levels) noexcept:
         cdef LevelMap.iterator it = levels.begin()
         cdef uint32_t m
-        p = _put32(p, levels.size())
+        p = put32(p, levels.size())
         while it != levels.end():
-            p = _put64(p, deref(it).first)
-            p = _put32(p, deref(it).second.count)
+            p = put64(p, deref(it).first)
+            p = put32(p, deref(it).second.count)
             m = deref(it).second.head
             while m != NIL:
-                p = _put64(p, self.orders[m].id)
+                p = put64(p, self.orders[m].id)
                 m = self.orders[m].next
             inc(it)
         return p
@@ -1124,12 +1490,14 @@ cdef class Engine:
 
     @staticmethod
     def from_snapshot(blob) -> Engine:
-        cdef Engine eng = Engine()
-        eng._restore(bytes(blob))
+        """The engine (core or funds mode, as the snapshot says) in exactly the snapshot's state."""
+        data = bytes(blob)
+        cdef Engine eng = Engine(funds=len(data) >= 12 and data[8] == 1)
+        eng._restore(data)
         return eng
 
     cdef void _restore(self, bytes blob) except *:
-        cdef _Reader r = _Reader(blob)
+        cdef Reader r = Reader(blob)
         cdef uint32_t count
         cdef uint32_t sym
         cdef uint32_t i
@@ -1149,10 +1517,17 @@ cdef class Engine:
         cdef uint64_t n_resting = 0
         cdef uint64_t n_placed = 0
         cdef vector[uint8_t] placed
+        cdef uint32_t n_fees
+        cdef uint32_t fkey
+        cdef FeeRates rates
         if r.u32() != 0x504E5356 or r.u32() != SNAPSHOT_VERSION:
             raise ValueError("not an engine snapshot of this version")
+        if r.u32() != self.funds:
+            raise ValueError("snapshot: funds mode differs from this engine's")
         self.last_cmd_seq = r.u64()
-        self.last_event_seq = r.u64()
+        self.log.last_seq = r.u64()
+        if self.funds:
+            self.ledger.restore(r)
         count = r.u32()
         for i in range(count):
             sym = r.u32()
@@ -1165,10 +1540,31 @@ cdef class Engine:
             ins.min_notional = r.i64()
             ins.band_bps = r.i64()
             ins.last_price = r.i64()
+            ins.ref_price = r.i64()
+            ins.base_per_lot = r.i64()
+            ins.quote_per_tick_lot = r.i64()
+            ins.max_notional = r.i64()
+            ins.base_asset = r.u32()
+            ins.quote_asset = r.u32()
+            ins.status = <uint8_t>r.u32()
             if not _valid_instrument(&ins) or (sym < self.instruments.size()
                                                and self.instruments[sym].defined):
                 raise ValueError("snapshot: invalid or repeated instrument")
+            if not (0 <= ins.ref_price <= ins.max_price and ins.max_notional >= 0
+                    and ins.status <= TRADING_HALTED):
+                raise ValueError("snapshot: invalid instrument limits")
+            if self.funds and not self._valid_funds_instrument_restored(&ins):
+                raise ValueError("snapshot: invalid funds-mode instrument")
             self._define_symbol(sym, &ins)
+        n_fees = r.u32()
+        for i in range(n_fees):
+            fkey = r.u32()
+            rates.maker_bps = <int32_t>r.u32()
+            rates.taker_bps = <int32_t>r.u32()
+            if (not self._known_symbol(fkey >> 8) or self.fees.count(fkey) or not -1000 <= rates.maker_bps <= 1000
+                    or not 0 <= rates.taker_bps <= 1000 or rates.maker_bps + rates.taker_bps < 0):
+                raise ValueError("snapshot: invalid fee rates")
+            self.fees[fkey] = rates
         n_orders = r.u64()
         for k in range(n_orders):
             idx = self._alloc()
@@ -1193,10 +1589,21 @@ cdef class Engine:
             o.state = r.u8()
             r.u8()
             r.u8()
+            o.held = r.i64()
+            o.hold_per_lot = r.i64()
+            o.hold_price = r.i64()
+            o.maker_bps = <int32_t>r.u32()
+            o.taker_bps = <int32_t>r.u32()
             o.prev = NIL
             o.next = NIL
             if not self._valid_restored_order(o) or self.ids.count(o.id):
                 raise ValueError("snapshot: inconsistent order")
+            if self.funds:
+                o.acct = self.ledger.find(o.account)
+                if not self._valid_restored_hold(o):
+                    raise ValueError("snapshot: inconsistent order hold")
+            elif o.held or o.hold_per_lot or o.hold_price or o.maker_bps or o.taker_bps:
+                raise ValueError("snapshot: a core-mode order with funds fields")
             if o.state == ST_RESTING:
                 n_resting += 1
             self._link_live(idx)
@@ -1234,6 +1641,42 @@ cdef class Engine:
             raise ValueError("snapshot: a resting order is missing from the book")
         if not r.done():
             raise ValueError("snapshot: trailing bytes")
+        if self.funds:
+            self._check_restored_holds()
+
+    cdef bint _valid_funds_instrument_restored(self, Instrument* ins):
+        return (self.ledger.asset_exists(ins.base_asset) and self.ledger.asset_exists(ins.quote_asset)
+                and ins.base_asset != ins.quote_asset and ins.base_per_lot >= 1 and ins.quote_per_tick_lot >= 1
+                and <qty_sum>ins.max_price * ins.max_qty * ins.quote_per_tick_lot < DEFINE_LIMIT
+                and <qty_sum>ins.max_qty * ins.base_per_lot < DEFINE_LIMIT)
+
+    cdef bint _valid_restored_hold(self, Order* o):
+        cdef Instrument* ins = &self.instruments[o.symbol]
+        if o.acct == ACCT_NONE or self.accts[0][o.acct].type != ACCT_CUSTOMER:
+            return False
+        if not (-1000 <= o.maker_bps <= 1000 and 0 <= o.taker_bps <= 1000) or o.hold_per_lot <= 0:
+            return False
+        if o.side == SIDE_SELL and o.hold_per_lot != ins.base_per_lot:
+            return False
+        return <qty_sum>o.hold_per_lot * o.leaves == o.held
+
+    cdef void _check_restored_holds(self) except *:
+        """Each account's held balance = its orders' holds + its pending withdrawals."""
+        cdef dict want = {}
+        cdef uint32_t m = self.ghead
+        cdef Order* o
+        while m != NIL:
+            o = &self.orders[m]
+            key = (o.acct, self._hold_asset(o))
+            want[key] = want.get(key, 0) + o.held
+            m = o.gnext
+        for wid, (account, asset, amount) in self.ledger.pending_withdrawals().items():
+            key = (self.ledger.find(account), asset)
+            want[key] = want.get(key, 0) + amount
+        for acct in range(self.accts.size()):
+            for asset in range(self.ledger.n_slots):
+                if self.bals[0][acct][asset].held != want.get((acct, asset), 0):
+                    raise ValueError("snapshot: held balances do not match the holds of orders and withdrawals")
 
     cdef bint _valid_restored_order(self, Order* o):
         if not self._known_symbol(o.symbol) or o.accept_seq == 0 or o.accept_seq > self.last_cmd_seq:
@@ -1265,10 +1708,10 @@ def record_layout() -> dict:
         "seq": <char*>&c.seq - cb, "ts": <char*>&c.ts - cb, "order_id": <char*>&c.order_id - cb,
         "account": <char*>&c.account - cb, "price": <char*>&c.price - cb, "qty": <char*>&c.qty - cb,
         "stop_price": <char*>&c.stop_price - cb, "display_qty": <char*>&c.display_qty - cb,
-        "symbol": <char*>&c.symbol - cb, "op": <char*>&c.op - cb, "side": <char*>&c.side - cb,
+        "aux1": <char*>&c.aux1 - cb, "aux2": <char*>&c.aux2 - cb,
+        "symbol": <char*>&c.symbol - cb, "asset": <char*>&c.asset - cb, "op": <char*>&c.op - cb, "side": <char*>&c.side - cb,
         "ord_type": <char*>&c.ord_type - cb, "tif": <char*>&c.tif - cb, "stp": <char*>&c.stp - cb,
         "flags": <char*>&c.flags - cb, "reject": <char*>&c.reject - cb, "_pad0": <char*>&c._pad0 - cb,
-        "_pad1": <char*>&c._pad1 - cb,
     }
     event = {
         "seq": <char*>&e.seq - eb, "cmd_seq": <char*>&e.cmd_seq - eb, "ts": <char*>&e.ts - eb,
@@ -1287,7 +1730,12 @@ def enum_values() -> dict:
     """The C enum values of records.pxd, to check records.py against."""
     return {
         "Op": {"NEW": OP_NEW, "CANCEL": OP_CANCEL, "REPLACE": OP_REPLACE, "MASS_CANCEL": OP_MASS_CANCEL,
-               "ADD_INSTRUMENT": OP_ADD_INSTRUMENT},
+               "ADD_INSTRUMENT": OP_ADD_INSTRUMENT, "ADD_ASSET": OP_ADD_ASSET,
+               "CREATE_ACCOUNT": OP_CREATE_ACCOUNT, "DEPOSIT": OP_DEPOSIT, "WITHDRAW_HOLD": OP_WITHDRAW_HOLD,
+               "WITHDRAW_SETTLE": OP_WITHDRAW_SETTLE, "WITHDRAW_RELEASE": OP_WITHDRAW_RELEASE,
+               "TRANSFER": OP_TRANSFER, "ADJUST": OP_ADJUST, "SET_FEES": OP_SET_FEES,
+               "SET_FEE_TIER": OP_SET_FEE_TIER, "SET_ACCOUNT_STATUS": OP_SET_ACCOUNT_STATUS,
+               "SET_TRADING_STATUS": OP_SET_TRADING_STATUS, "SET_LIMITS": OP_SET_LIMITS},
         "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
         "OrdType": {"LIMIT": TYPE_LIMIT, "MARKET": TYPE_MARKET},
         "Tif": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
@@ -1297,7 +1745,15 @@ def enum_values() -> dict:
         "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
                       "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED, "TRIGGERED": EV_TRIGGERED,
                       "EXPIRED": EV_EXPIRED, "INSTRUMENT_ADDED": EV_INSTRUMENT_ADDED,
-                      "MASS_CANCEL_DONE": EV_MASS_CANCEL_DONE},
+                      "MASS_CANCEL_DONE": EV_MASS_CANCEL_DONE, "APPLIED": EV_APPLIED,
+                      "POSTING": EV_POSTING},
+        "PostingKind": {"HOLD": P_HOLD, "RELEASE": P_RELEASE, "TRADE": P_TRADE, "FEE": P_FEE,
+                        "DEPOSIT": P_DEPOSIT, "WITHDRAWAL_HOLD": P_WITHDRAWAL_HOLD, "WITHDRAWAL": P_WITHDRAWAL,
+                        "WITHDRAWAL_RELEASE": P_WITHDRAWAL_RELEASE, "TRANSFER": P_TRANSFER,
+                        "ADJUSTMENT": P_ADJUSTMENT},
+        "AccountType": {"CUSTOMER": ACCT_CUSTOMER, "FEE": ACCT_FEE, "SYSTEM": ACCT_SYSTEM},
+        "AccountStatus": {"ACTIVE": ACCT_ACTIVE, "HALTED": ACCT_HALTED},
+        "TradingStatus": {"OPEN": TRADING_OPEN, "CANCEL_ONLY": TRADING_CANCEL_ONLY, "HALTED": TRADING_HALTED},
         "Reason": {
             "NONE": R_NONE, "UNKNOWN_SYMBOL": R_UNKNOWN_SYMBOL, "DUPLICATE_ORDER_ID": R_DUPLICATE_ORDER_ID,
             "UNKNOWN_ORDER": R_UNKNOWN_ORDER, "INVALID_QTY": R_INVALID_QTY, "QTY_BELOW_MIN": R_QTY_BELOW_MIN,
@@ -1313,5 +1769,16 @@ def enum_values() -> dict:
             "INVALID_FLAGS": R_INVALID_FLAGS, "USER_CANCEL": R_USER_CANCEL, "MASS_CANCEL": R_MASS_CANCEL,
             "SELF_TRADE": R_SELF_TRADE, "IOC_REMAINDER": R_IOC_REMAINDER,
             "FOK_UNFILLABLE": R_FOK_UNFILLABLE, "MARKET_REMAINDER": R_MARKET_REMAINDER,
+            "ACCOUNT_HALTED": R_ACCOUNT_HALTED, "FUNDS_OFF": R_FUNDS_OFF, "UNKNOWN_ACCOUNT": R_UNKNOWN_ACCOUNT,
+            "ACCOUNT_EXISTS": R_ACCOUNT_EXISTS, "ACCOUNT_CANNOT_TRADE": R_ACCOUNT_CANNOT_TRADE,
+            "UNKNOWN_ASSET": R_UNKNOWN_ASSET, "INVALID_ASSET": R_INVALID_ASSET, "INVALID_AMOUNT": R_INVALID_AMOUNT,
+            "INSUFFICIENT_FUNDS": R_INSUFFICIENT_FUNDS, "DUPLICATE_REF": R_DUPLICATE_REF,
+            "UNKNOWN_WITHDRAWAL": R_UNKNOWN_WITHDRAWAL, "DUPLICATE_WITHDRAWAL": R_DUPLICATE_WITHDRAWAL,
+            "MISSING_REASON": R_MISSING_REASON, "INVALID_FEES": R_INVALID_FEES,
+            "INSTRUMENT_HALTED": R_INSTRUMENT_HALTED, "CANCEL_ONLY": R_CANCEL_ONLY,
+            "PRICE_OUTSIDE_BAND": R_PRICE_OUTSIDE_BAND, "NOTIONAL_ABOVE_MAX": R_NOTIONAL_ABOVE_MAX,
+            "TOO_MANY_OPEN_ORDERS": R_TOO_MANY_OPEN_ORDERS, "SUPPLY_LIMIT": R_SUPPLY_LIMIT,
+            "INVALID_STATUS": R_INVALID_STATUS, "INVALID_LIMITS": R_INVALID_LIMITS,
+            "INVALID_ACCOUNT": R_INVALID_ACCOUNT,
         },
     }

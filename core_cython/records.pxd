@@ -15,7 +15,10 @@ cdef extern from *:
         int64_t  qty;          /* lots */
         int64_t  stop_price;   /* ticks; 0 = not a stop order */
         int64_t  display_qty;  /* lots; 0 = not an iceberg */
+        int64_t  aux1;         /* money and admin commands (see records.py) */
+        int64_t  aux2;
         uint32_t symbol;
+        uint32_t asset;        /* money commands: the asset id */
         uint8_t  op;
         uint8_t  side;
         uint8_t  ord_type;
@@ -24,7 +27,6 @@ cdef extern from *:
         uint8_t  flags;
         uint8_t  reject;       /* a reason the edge already found (off tick, off lot, malformed) */
         uint8_t  _pad0;
-        uint32_t _pad1;
     } Command;
 
     typedef struct {
@@ -57,7 +59,10 @@ cdef extern from *:
         int64_t qty
         int64_t stop_price
         int64_t display_qty
+        int64_t aux1
+        int64_t aux2
         uint32_t symbol
+        uint32_t asset
         uint8_t op
         uint8_t side
         uint8_t ord_type
@@ -66,7 +71,6 @@ cdef extern from *:
         uint8_t flags
         uint8_t reject
         uint8_t _pad0
-        uint32_t _pad1
 
     ctypedef struct Event:
         uint64_t seq
@@ -94,6 +98,20 @@ cdef enum:
     OP_REPLACE = 3
     OP_MASS_CANCEL = 4
     OP_ADD_INSTRUMENT = 5
+    # funds mode (accounts, ledger, pre-trade risk): core_cython/README.md "Funds mode"
+    OP_ADD_ASSET = 6
+    OP_CREATE_ACCOUNT = 7
+    OP_DEPOSIT = 8
+    OP_WITHDRAW_HOLD = 9
+    OP_WITHDRAW_SETTLE = 10
+    OP_WITHDRAW_RELEASE = 11
+    OP_TRANSFER = 12
+    OP_ADJUST = 13
+    OP_SET_FEES = 14
+    OP_SET_FEE_TIER = 15
+    OP_SET_ACCOUNT_STATUS = 16
+    OP_SET_TRADING_STATUS = 17
+    OP_SET_LIMITS = 18
 
     SIDE_BUY = 1
     SIDE_SELL = 2
@@ -121,6 +139,36 @@ cdef enum:
     EV_EXPIRED = 7
     EV_INSTRUMENT_ADDED = 8
     EV_MASS_CANCEL_DONE = 9
+    EV_APPLIED = 10          # a funds/admin command took effect (its postings follow)
+    EV_POSTING = 11          # one balance change of one account in one asset
+
+    # posting kinds (EV_POSTING.reason)
+    P_HOLD = 1
+    P_RELEASE = 2
+    P_TRADE = 3
+    P_FEE = 4
+    P_DEPOSIT = 5
+    P_WITHDRAWAL_HOLD = 6
+    P_WITHDRAWAL = 7
+    P_WITHDRAWAL_RELEASE = 8
+    P_TRANSFER = 9
+    P_ADJUSTMENT = 10
+
+    # account types and statuses, trading statuses
+    ACCT_CUSTOMER = 1
+    ACCT_FEE = 2
+    ACCT_SYSTEM = 3
+    ACCT_ACTIVE = 0
+    ACCT_HALTED = 1
+    TRADING_OPEN = 0
+    TRADING_CANCEL_ONLY = 1
+    TRADING_HALTED = 2
+
+    # built-in accounts of funds mode; customer accounts are >= FIRST_CUSTOMER_ACCOUNT
+    ACCOUNT_EXTERNAL = 1
+    ACCOUNT_ADJUSTMENTS = 2
+    ACCOUNT_FEES = 3
+    FIRST_CUSTOMER_ACCOUNT = 16
 
     R_NONE = 0
     R_UNKNOWN_SYMBOL = 1
@@ -154,3 +202,33 @@ cdef enum:
     R_IOC_REMAINDER = 33
     R_FOK_UNFILLABLE = 34
     R_MARKET_REMAINDER = 35
+    R_ACCOUNT_HALTED = 36
+    # funds mode rejects
+    R_FUNDS_OFF = 40
+    R_UNKNOWN_ACCOUNT = 41
+    R_ACCOUNT_EXISTS = 42
+    R_ACCOUNT_CANNOT_TRADE = 43
+    R_UNKNOWN_ASSET = 44
+    R_INVALID_ASSET = 45
+    R_INVALID_AMOUNT = 46
+    R_INSUFFICIENT_FUNDS = 47
+    R_DUPLICATE_REF = 48
+    R_UNKNOWN_WITHDRAWAL = 49
+    R_DUPLICATE_WITHDRAWAL = 50
+    R_MISSING_REASON = 51
+    R_INVALID_FEES = 52
+    R_INSTRUMENT_HALTED = 53
+    R_CANCEL_ONLY = 54
+    R_PRICE_OUTSIDE_BAND = 55
+    R_NOTIONAL_ABOVE_MAX = 56
+    R_TOO_MANY_OPEN_ORDERS = 57
+    R_SUPPLY_LIMIT = 58
+    R_INVALID_STATUS = 59
+    R_INVALID_LIMITS = 60
+    R_INVALID_ACCOUNT = 61
+
+
+cdef inline bint is_money_op(uint8_t op) noexcept nogil:
+    """Ops whose `asset` field names the asset; their events echo it in `symbol`."""
+    return (op == OP_ADD_ASSET or op == OP_DEPOSIT or op == OP_WITHDRAW_HOLD or op == OP_TRANSFER
+            or op == OP_ADJUST or op == OP_WITHDRAW_SETTLE or op == OP_WITHDRAW_RELEASE)

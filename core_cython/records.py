@@ -7,6 +7,7 @@ same way. Enum values are part of the journal format: append, never renumber.
 
 from __future__ import annotations
 
+import hashlib
 from enum import IntEnum
 
 import numpy as np
@@ -21,7 +22,10 @@ COMMAND_DTYPE = np.dtype(
         ("qty", "<i8"),
         ("stop_price", "<i8"),
         ("display_qty", "<i8"),
+        ("aux1", "<i8"),
+        ("aux2", "<i8"),
         ("symbol", "<u4"),
+        ("asset", "<u4"),
         ("op", "u1"),
         ("side", "u1"),
         ("ord_type", "u1"),
@@ -30,7 +34,6 @@ COMMAND_DTYPE = np.dtype(
         ("flags", "u1"),
         ("reject", "u1"),
         ("_pad0", "u1"),
-        ("_pad1", "<u4"),
     ]
 )
 
@@ -56,7 +59,7 @@ EVENT_DTYPE = np.dtype(
     ]
 )
 
-COMMAND_SIZE = COMMAND_DTYPE.itemsize  # 80
+COMMAND_SIZE = COMMAND_DTYPE.itemsize  # 96
 EVENT_SIZE = EVENT_DTYPE.itemsize  # 104
 
 
@@ -66,6 +69,20 @@ class Op(IntEnum):
     REPLACE = 3
     MASS_CANCEL = 4
     ADD_INSTRUMENT = 5
+    # funds mode: accounts, ledger and pre-trade risk (core_cython/README.md "Funds mode")
+    ADD_ASSET = 6
+    CREATE_ACCOUNT = 7
+    DEPOSIT = 8
+    WITHDRAW_HOLD = 9
+    WITHDRAW_SETTLE = 10
+    WITHDRAW_RELEASE = 11
+    TRANSFER = 12
+    ADJUST = 13
+    SET_FEES = 14
+    SET_FEE_TIER = 15
+    SET_ACCOUNT_STATUS = 16
+    SET_TRADING_STATUS = 17
+    SET_LIMITS = 18
 
 
 class Side(IntEnum):
@@ -105,6 +122,48 @@ class EventType(IntEnum):
     EXPIRED = 7
     INSTRUMENT_ADDED = 8
     MASS_CANCEL_DONE = 9
+    APPLIED = 10
+    POSTING = 11
+
+
+class PostingKind(IntEnum):
+    """EV_POSTING.reason: why a balance changed."""
+
+    HOLD = 1
+    RELEASE = 2
+    TRADE = 3
+    FEE = 4
+    DEPOSIT = 5
+    WITHDRAWAL_HOLD = 6
+    WITHDRAWAL = 7
+    WITHDRAWAL_RELEASE = 8
+    TRANSFER = 9
+    ADJUSTMENT = 10
+
+
+class AccountType(IntEnum):
+    CUSTOMER = 1
+    FEE = 2
+    SYSTEM = 3
+
+
+class AccountStatus(IntEnum):
+    ACTIVE = 0
+    HALTED = 1
+
+
+class TradingStatus(IntEnum):
+    OPEN = 0
+    CANCEL_ONLY = 1
+    HALTED = 2
+
+
+# Built-in accounts of funds mode. EXTERNAL and ADJUSTMENTS are contra accounts (their balances go
+# negative: what entered the venue from chains / by operator adjustment); FEES collects fees.
+ACCOUNT_EXTERNAL = 1
+ACCOUNT_ADJUSTMENTS = 2
+ACCOUNT_FEES = 3
+FIRST_CUSTOMER_ACCOUNT = 16
 
 
 class Reason(IntEnum):
@@ -140,6 +199,29 @@ class Reason(IntEnum):
     IOC_REMAINDER = 33
     FOK_UNFILLABLE = 34
     MARKET_REMAINDER = 35
+    ACCOUNT_HALTED = 36
+    FUNDS_OFF = 40
+    UNKNOWN_ACCOUNT = 41
+    ACCOUNT_EXISTS = 42
+    ACCOUNT_CANNOT_TRADE = 43
+    UNKNOWN_ASSET = 44
+    INVALID_ASSET = 45
+    INVALID_AMOUNT = 46
+    INSUFFICIENT_FUNDS = 47
+    DUPLICATE_REF = 48
+    UNKNOWN_WITHDRAWAL = 49
+    DUPLICATE_WITHDRAWAL = 50
+    MISSING_REASON = 51
+    INVALID_FEES = 52
+    INSTRUMENT_HALTED = 53
+    CANCEL_ONLY = 54
+    PRICE_OUTSIDE_BAND = 55
+    NOTIONAL_ABOVE_MAX = 56
+    TOO_MANY_OPEN_ORDERS = 57
+    SUPPLY_LIMIT = 58
+    INVALID_STATUS = 59
+    INVALID_LIMITS = 60
+    INVALID_ACCOUNT = 61
 
 
 def new_commands(n: int) -> np.ndarray:
@@ -156,12 +238,18 @@ def set_instrument(
     max_qty: int,
     min_notional: int = 0,
     market_band_bps: int = 500,
+    base_asset: int = 0,
+    quote_asset: int = 0,
+    base_per_lot: int = 0,
+    quote_per_tick_lot: int = 0,
 ) -> None:
     """Fill one command record as ADD_INSTRUMENT.
 
     An instrument definition reuses the order fields (records stay one fixed size):
     price = max price (ticks), qty = min qty (lots), display_qty = max qty (lots),
     stop_price = min notional (in tick x lot units), order_id = market protection band (basis points).
+    Funds mode also needs: asset = base asset id, account = quote asset id, aux1 = base units per
+    lot, aux2 = quote units per (tick x lot), the smallest units of each asset (core mode ignores them).
     """
     cmd["op"] = Op.ADD_INSTRUMENT
     cmd["symbol"] = symbol
@@ -170,3 +258,25 @@ def set_instrument(
     cmd["display_qty"] = max_qty
     cmd["stop_price"] = min_notional
     cmd["order_id"] = market_band_bps
+    cmd["asset"] = base_asset
+    cmd["account"] = quote_asset
+    cmd["aux1"] = base_per_lot
+    cmd["aux2"] = quote_per_tick_lot
+
+
+def ref_hash(ref: str) -> tuple[int, int]:
+    """A deposit's external reference (a tx id, ...) as the two int64 halves of its BLAKE2b-128.
+
+    The engine deduplicates deposits by this hash; 128 bits make an accidental collision negligible.
+    """
+    digest = hashlib.blake2b(ref.encode(), digest_size=16).digest()
+    hi = int.from_bytes(digest[:8], "little", signed=True)
+    lo = int.from_bytes(digest[8:], "little", signed=True)
+    return hi, lo or 1  # never (x, 0): aux2 = 0 would read as "no ref"
+
+
+def set_money(cmd: np.void | np.ndarray, op: int, **fields: int) -> None:
+    """Fill one funds-mode command; the field meaning per op is the table in core_cython/README.md."""
+    cmd["op"] = op
+    for name, value in fields.items():
+        cmd[name] = value

@@ -228,8 +228,14 @@ def test_stop_market_may_be_accepted_without_liquidity() -> None:
 
 
 def test_unknown_op() -> None:
-    for op in (0, 6, 255):
+    for op in (0, 19, 255):
         assert_rejected_cleanly(BOOK, {"op": op, "order_id": 1, "account": A}, R.UNKNOWN_OP,
+                                control=new(9, A, BUY, 1, 1, reject=R.MALFORMED))
+
+
+def test_funds_ops_are_rejected_in_core_mode() -> None:
+    for op in range(6, 19):
+        assert_rejected_cleanly(BOOK, {"op": op, "order_id": 1, "account": A}, R.FUNDS_OFF,
                                 control=new(9, A, BUY, 1, 1, reject=R.MALFORMED))
 
 

@@ -10,7 +10,7 @@ def offsets(dtype) -> dict[str, int]:
 
 def test_command_dtype_matches_c_struct() -> None:
     layout = record_layout()
-    assert layout["command_size"] == records.COMMAND_SIZE == 80
+    assert layout["command_size"] == records.COMMAND_SIZE == 96
     assert offsets(records.COMMAND_DTYPE) == layout["command"]
 
 
@@ -24,3 +24,8 @@ def test_enums_match_c_enums() -> None:
     for enum_name, members in enum_values().items():
         python_enum = getattr(records, enum_name)
         assert {m.name: int(m) for m in python_enum} == members, enum_name
+
+
+def test_builtin_account_ids_match() -> None:
+    assert (records.ACCOUNT_EXTERNAL, records.ACCOUNT_ADJUSTMENTS, records.ACCOUNT_FEES) == (1, 2, 3)
+    assert records.FIRST_CUSTOMER_ACCOUNT == 16
