@@ -153,7 +153,12 @@ cdef inline int64_t band_delta(int64_t ref, int64_t bps) noexcept nogil:
 
 cdef inline int64_t fee_of(int64_t notional, int32_t bps) noexcept nogil:
     """ceil(notional x bps / 10000): charges round up, rebates round toward zero (venue's favour)."""
-    cdef qty_sum x = <qty_sum>notional * bps
+    cdef qty_sum x
+    cdef int64_t y
+    if notional < (1LL << 52):   # |bps| <= 1000 < 2^10: the product fits 64 bits (fast division)
+        y = notional * bps
+        return (y + 9999) // 10000 if y >= 0 else y // 10000
+    x = <qty_sum>notional * bps
     if x >= 0:
         return <int64_t>((x + 9999) / 10000)
     return <int64_t>(x / 10000)  # C division truncates toward zero: the ceiling of a negative
