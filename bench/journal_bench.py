@@ -3,7 +3,8 @@
 Group commit: the stream is cut into batches of `batch` commands; one JournaledEngine.submit() per
 batch stamps, applies and commits it. Every command of a batch is acknowledged when the batch
 commits, so its latency is the batch's: from the start of submit() to its return (in sync mode that
-includes the fsync, in async mode the commit reaches the OS page cache).
+includes the fsync, in async mode the commit reaches the OS page cache). In funds mode the journal
+also holds the setup's money commands and every POSTING event (about three per command).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench.workload import Workload
 
 @dataclass
 class JournalResult:
+    funds: bool
     durability: str
     batch: int
     commands: int
@@ -36,6 +38,7 @@ class JournalResult:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "mode": "funds" if self.funds else "core",
             "durability": self.durability,
             "batch": self.batch,
             "commands": self.commands,
@@ -57,13 +60,14 @@ def _preload(je, setup: np.ndarray) -> None:  # je: JournaledEngine
     je.flush()  # the measured run starts with nothing pending
 
 
-def run_journal(wl: Workload, durability: str, batch: int, path: str, snapshot_every: int) -> JournalResult:
+def run_journal(wl: Workload, durability: str, batch: int, path: str, snapshot_every: int,
+                funds: bool = False) -> JournalResult:
     from journal.sequencer import JournaledEngine
 
     n = wl.commands.size
-    je = JournaledEngine.open(path, durability=durability, snapshot_every_events=snapshot_every)
+    je = JournaledEngine.open(path, durability=durability, snapshot_every_events=snapshot_every, funds=funds)
     try:
-        _preload(je, wl.setup)
+        _preload(je, wl.setup_for(funds))
         snapshots_before = len(je.journal.snapshots())
         cmds = wl.commands.copy()
         slices = list(chunks(n, batch))
@@ -88,6 +92,7 @@ def run_journal(wl: Workload, durability: str, batch: int, path: str, snapshot_e
         je.close()
     sizes = np.fromiter((s.stop - s.start for s in slices), dtype=np.int64, count=len(slices))
     return JournalResult(
+        funds=funds,
         durability=durability,
         batch=batch,
         commands=n,
@@ -110,6 +115,7 @@ class RecoveryResult:
     snapshot_seconds: float  # what open() does: newest snapshot + replay of the tail
     same_state: bool
     source: str
+    funds: bool = False
 
     @property
     def seconds_per_million(self) -> float:
@@ -117,6 +123,7 @@ class RecoveryResult:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "mode": "funds" if self.funds else "core",
             "journal": self.source,
             "commands": self.commands,
             "events": self.events,
@@ -128,12 +135,12 @@ class RecoveryResult:
         }
 
 
-def build_journal(wl: Workload, path: str, batch: int, snapshot_every: int) -> str:
+def build_journal(wl: Workload, path: str, batch: int, snapshot_every: int, funds: bool = False) -> str:
     """A journal of the whole workload, written untimed (async: only its content matters here)."""
-    return run_journal(wl, "async", batch, path, snapshot_every).state_hash
+    return run_journal(wl, "async", batch, path, snapshot_every, funds).state_hash
 
 
-def run_recovery(path: str, expected_hash: str, source: str) -> RecoveryResult:
+def run_recovery(path: str, expected_hash: str, source: str, funds: bool = False) -> RecoveryResult:
     from journal.replay import recover_engine
     from journal.store import Journal
 
@@ -155,6 +162,7 @@ def run_recovery(path: str, expected_hash: str, source: str) -> RecoveryResult:
         snapshot_seconds=timings[True],
         same_state=all(h == expected_hash for h in hashes),
         source=source,
+        funds=funds,
     )
 
 

@@ -72,3 +72,10 @@ class Printer:
 
     def line(self, label: str, text: str) -> None:
         self.emit(f"  {label:<12} {text}")
+
+    def table(self, headings: list[str], rows: list[tuple[str, list[str]]], label_width: int = 32,
+              width: int = 25) -> None:
+        """Side by side: one column per heading, a label and one cell per column on each row."""
+        self.emit(f"  {'':<{label_width}}" + "".join(f"{h:>{width}}" for h in headings))
+        for label, cells in rows:
+            self.emit(f"  {label:<{label_width}}" + "".join(f"{c:>{width}}" for c in cells).rstrip())

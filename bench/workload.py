@@ -11,6 +11,14 @@ GTC order of the stream and inserted after it by a drawn lifetime (quotes near t
 fleeting, deep ones mostly patient), so no order is cancelled twice and none before it exists.
 Some have filled first and get UNKNOWN_ORDER, as on a real venue (about 20% with the defaults,
 mostly at the touch; the bench prints the share).
+
+Funds mode (`Engine(funds=True)`) runs the same preload and the same measured stream after a longer
+untimed setup: one quote asset and a base asset per symbol, instruments with exact multipliers, a fee
+schedule per symbol (a maker rebate and a taker fee; the most active accounts get a better tier),
+limits (a max notional per order), every account created and funded by deposits. Each account gets
+what its own orders (preload and stream, replaces included) would hold if none of them ever
+filled or went away: a loose upper bound, so its orders are funded, except the accounts of a seeded
+share (`underfunded`) that get a random fraction of it and see some INSUFFICIENT_FUNDS rejects.
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core_cython.records import COMMAND_DTYPE, Op, OrdType, Side, Tif, new_commands, set_instrument
+from core_cython.records import (
+    COMMAND_DTYPE,
+    FIRST_CUSTOMER_ACCOUNT,
+    Op,
+    OrdType,
+    Side,
+    Tif,
+    new_commands,
+    set_instrument,
+)
 
 # Target share of each kind in the measured stream (exact up to rounding).
 MIX: dict[str, float] = {"gtc": 0.50, "ioc": 0.10, "market": 0.10, "cancel": 0.25, "replace": 0.05}
@@ -35,6 +52,19 @@ NEAR_TICKS = 10  # quotes this close to the mid are mostly fleeting (cancelled b
 MAKER_QTY, TAKER_QTY = 20.0, 12.0  # median lots (lognormal): takers roughly balance the flow of quotes
 TS0 = 1_700_000_000_000_000_000  # ns; the sequencer's clock at the first command
 TS_STEP = 1_000  # ns between stamped commands
+MARKET_BAND_BPS = 500  # market protection band, and in funds mode the limit price band
+
+# Funds mode. Assets: 1 = the quote asset of every symbol, 2.. = symbol i's base asset.
+QUOTE_ASSET, QUOTE_DECIMALS, BASE_DECIMALS = 1, 6, 8
+# Exact multipliers per symbol (cycled): base units per lot, quote units per tick x lot.
+BASE_PER_LOT = (10_000, 1_000_000, 100, 100_000)
+QUOTE_PER_TICK_LOT = (1, 10, 5, 2)
+# Fee tier: (maker bps, taker bps). A maker rebate and a taker fee; tier 1 for the market makers.
+FEES: dict[int, tuple[int, int]] = {0: (-1, 5), 1: (-2, 3)}
+MAKER_TIER_ACCOUNTS = 10  # the most active accounts (the head of the Zipf skew) get tier 1
+MAX_OPEN_ORDERS = 1_000_000  # per account: never binding here
+MAX_NOTIONAL_LOTS = 100_000  # max notional per order = N(2 x the starting mid, this many lots)
+MARKET_HOLD_SLACK = 100  # ticks of drift allowed for when estimating a market buy's hold price
 
 
 @dataclass(frozen=True)
@@ -44,11 +74,16 @@ class WorkloadConfig:
     symbols: int = 4
     accounts: int = 10_000
     preload: int = 200_000  # resting GTC orders placed before measuring
+    underfunded: float = 0.05  # funds mode: share of accounts funded with a random fraction of their need
 
 
 @dataclass
 class Workload:
-    """setup (instruments + preloaded book) is applied untimed; commands is the measured stream."""
+    """setup (instruments + preloaded book) is applied untimed; commands is the measured stream.
+
+    funds_setup (synthetic flows only) is the setup of an engine in funds mode: assets, instruments,
+    fees, limits, accounts and deposits, then the same preload; the measured stream is the same.
+    """
 
     setup: np.ndarray
     commands: np.ndarray
@@ -56,13 +91,32 @@ class Workload:
     source: str = "synthetic"
     instruments: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    funds_setup: np.ndarray | None = None
+    funds_counts: dict[str, int] = field(default_factory=dict)
+
+    def setup_for(self, funds: bool) -> np.ndarray:
+        if not funds:
+            return self.setup
+        if self.funds_setup is None:
+            raise ValueError(f"the {self.source} workload has no funds-mode setup")
+        return self.funds_setup
 
 
-def instruments(symbols: int) -> np.ndarray:
+def instruments(symbols: int, funds: bool = False) -> np.ndarray:
     cmds = new_commands(symbols)
     for i in range(symbols):
-        set_instrument(cmds[i], i + 1, max_price=MAX_PRICE, min_qty=1, max_qty=MAX_QTY, market_band_bps=500)
+        multipliers = {}
+        if funds:
+            multipliers = {"base_asset": base_asset(i + 1), "quote_asset": QUOTE_ASSET,
+                           "base_per_lot": BASE_PER_LOT[i % len(BASE_PER_LOT)],
+                           "quote_per_tick_lot": QUOTE_PER_TICK_LOT[i % len(QUOTE_PER_TICK_LOT)]}
+        set_instrument(cmds[i], i + 1, max_price=MAX_PRICE, min_qty=1, max_qty=MAX_QTY,
+                       market_band_bps=MARKET_BAND_BPS, **multipliers)
     return cmds
+
+
+def base_asset(symbol: int) -> int:
+    return QUOTE_ASSET + symbol
 
 
 def base_mids(symbols: int) -> np.ndarray:
@@ -80,8 +134,9 @@ def _symbol_weights(symbols: int) -> np.ndarray:
 
 
 def _accounts(rng: np.random.Generator, n: int, accounts: int) -> np.ndarray:
-    # Zipf(1.1): account 1 sends ~10%, half the flow comes from the top few hundred.
-    return ((rng.zipf(1.1, n) - 1) % accounts + 1).astype(np.uint64)
+    # Zipf(1.1): the first account sends ~10%, half the flow comes from the top few hundred.
+    # Ids start at the first customer id of funds mode, so both modes run the very same commands.
+    return ((rng.zipf(1.1, n) - 1) % accounts + FIRST_CUSTOMER_ACCOUNT).astype(np.uint64)
 
 
 def _resting_offsets(rng: np.random.Generator, n: int, near_share: float = NEAR_SHARE) -> np.ndarray:
@@ -142,8 +197,11 @@ def generate(cfg: WorkloadConfig) -> Workload:
         raise ValueError("a synthetic workload needs at least 1000 commands")
     if cfg.symbols < 1 or cfg.accounts < 1 or cfg.preload < 0:
         raise ValueError("symbols and accounts must be >= 1, preload >= 0")
+    if not 0 <= cfg.underfunded <= 1:
+        raise ValueError("underfunded must be a share between 0 and 1")
     rng = np.random.default_rng(cfg.seed)
-    setup = np.concatenate([instruments(cfg.symbols), _preload(rng, cfg)])
+    preload = _preload(rng, cfg)
+    setup = np.concatenate([instruments(cfg.symbols), preload])
     counts = _counts(cfg.commands)
     n_links = counts["cancel"] + counts["replace"]
     nb = cfg.commands - n_links  # the "base" stream of new orders
@@ -213,8 +271,114 @@ def generate(cfg: WorkloadConfig) -> Workload:
     cmds["ts"] = TS0 + np.arange(cfg.commands, dtype=np.int64) * TS_STEP
     setup["ts"] = TS0 - TS_STEP
     counts = dict(counts, setup=int(setup.size))
+
+    # Funds mode: what each order would hold (README "Holds"), at its limit price, a market buy's
+    # at a protection price estimated from its symbol's mid, a replace's at its new price.
+    band = mid * MARKET_BAND_BPS // 10_000 + MARKET_HOLD_SLACK
+    hold_price = np.concatenate([preload["price"], np.where(is_mkt, mid + band, base["price"]),
+                                 np.where(rep["price"] > 0, rep["price"],
+                                          base["price"][parent[counts["cancel"]:]])])
+    funds_setup, funds_counts = _funds_setup(cfg, np.concatenate([preload, base, rep]), hold_price,
+                                             preload.size)
+    funds_setup = np.concatenate([funds_setup, preload])
+    funds_setup["ts"] = TS0 - TS_STEP
+    funds_counts["setup"] = int(funds_setup.size)
     return Workload(setup=setup, commands=np.ascontiguousarray(cmds, dtype=COMMAND_DTYPE),
-                    config=cfg, instruments=cfg.symbols, counts=counts)
+                    config=cfg, instruments=cfg.symbols, counts=counts,
+                    funds_setup=funds_setup, funds_counts=funds_counts)
+
+
+def fee_tier(account: np.ndarray) -> np.ndarray:
+    """Tier 1 for the market makers (the most active accounts), tier 0 for everyone else."""
+    return np.where(account < FIRST_CUSTOMER_ACCOUNT + MAKER_TIER_ACCOUNTS, 1, 0).astype(np.uint8)
+
+
+def _needs(cfg: WorkloadConfig, orders: np.ndarray, hold_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per account: quote units its buy orders would hold, base units (per symbol) its sells would.
+
+    The sum over every order it ever places, as if none ever filled or went away: a buyer's quote
+    spent on fills plus what it holds never exceeds the holds of its orders, a seller's base alike,
+    so this funds all of them (replaces are counted as further orders at their new price and qty).
+    """
+    acct = (orders["account"] - FIRST_CUSTOMER_ACCOUNT).astype(np.int64)
+    sym = orders["symbol"].astype(np.int64) - 1
+    qty = orders["qty"].astype(np.int64)
+    buy = orders["side"] == Side.BUY
+    qptl = np.array(QUOTE_PER_TICK_LOT, dtype=np.int64)[sym % len(QUOTE_PER_TICK_LOT)]
+    bpl = np.array(BASE_PER_LOT, dtype=np.int64)[sym % len(BASE_PER_LOT)]
+    tier_rate = np.array([max(*FEES[t], 0) for t in sorted(FEES)], dtype=np.int64)  # max(maker, taker, 0)
+    rate = tier_rate[fee_tier(orders["account"])]
+    n1 = hold_price.astype(np.int64) * qptl
+    per_lot = n1 + -(-n1 * rate // 10_000)  # N(P, 1) + ceil(N(P, 1) x r / 10000)
+    quote = np.zeros(cfg.accounts, dtype=np.int64)
+    np.add.at(quote, acct[buy], per_lot[buy] * qty[buy])
+    base = np.zeros((cfg.accounts, cfg.symbols), dtype=np.int64)
+    np.add.at(base, (acct[~buy], sym[~buy]), bpl[~buy] * qty[~buy])
+    return quote, base
+
+
+def _funds_setup(cfg: WorkloadConfig, orders: np.ndarray, hold_price: np.ndarray,
+                 n_preload: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Assets, instruments, fees, limits, accounts and deposits (funds mode, before the preload).
+
+    orders: the preload's (first n_preload) and the measured stream's orders and replaces, with the
+    price each would hold at. An underfunded account gets all its preload needs (so both modes start
+    from the same book) and a random fraction of its stream's.
+    """
+    rng = np.random.default_rng([cfg.seed, 1])  # its own stream: the core workload stays as it was
+    n_sym, n_acct = cfg.symbols, cfg.accounts
+    n_assets = 1 + n_sym
+    assets = new_commands(n_assets)
+    assets["op"] = Op.ADD_ASSET
+    assets["asset"] = np.arange(1, n_assets + 1)
+    assets["qty"] = np.where(assets["asset"] == QUOTE_ASSET, QUOTE_DECIMALS, BASE_DECIMALS)
+
+    fees = new_commands(n_sym * len(FEES))
+    fees["op"] = Op.SET_FEES
+    fees["symbol"] = np.repeat(np.arange(1, n_sym + 1), len(FEES))
+    fees["flags"] = np.tile(sorted(FEES), n_sym)
+    fees["price"] = np.tile([FEES[t][0] for t in sorted(FEES)], n_sym)
+    fees["qty"] = np.tile([FEES[t][1] for t in sorted(FEES)], n_sym)
+
+    # Limits: a max notional per order (far above the flow's orders); no reference price, so the
+    # preloaded book is the core mode's (the band then applies around each symbol's last trade).
+    limits = new_commands(n_sym)
+    limits["op"] = Op.SET_LIMITS
+    limits["symbol"] = np.arange(1, n_sym + 1)
+    limits["price"] = 0
+    qptl = np.array(QUOTE_PER_TICK_LOT, dtype=np.int64)[np.arange(n_sym) % len(QUOTE_PER_TICK_LOT)]
+    limits["aux1"] = 2 * base_mids(n_sym) * MAX_NOTIONAL_LOTS * qptl
+
+    ids = np.arange(FIRST_CUSTOMER_ACCOUNT, FIRST_CUSTOMER_ACCOUNT + n_acct, dtype=np.uint64)
+    accounts = new_commands(n_acct)
+    accounts["op"] = Op.CREATE_ACCOUNT
+    accounts["account"] = ids
+    accounts["order_id"] = ids  # owner
+    accounts["qty"] = MAX_OPEN_ORDERS
+    accounts["flags"] = fee_tier(ids)
+
+    need = [np.concatenate([q[:, None], b], axis=1)  # [account, asset - 1]
+            for q, b in (_needs(cfg, orders[part], hold_price[part])
+                         for part in (slice(0, n_preload), slice(n_preload, None)))]
+    short = rng.random(n_acct) < cfg.underfunded
+    share = np.where(short, rng.random(n_acct), 1.0)
+    stream = np.floor(need[1] * share[:, None]).astype(np.int64)
+    amount = np.maximum(need[0] + stream, 1)  # every account gets every asset, at least 1 unit
+    deposits = new_commands(amount.size)
+    deposits["op"] = Op.DEPOSIT
+    deposits["account"] = np.repeat(ids, n_assets)
+    deposits["asset"] = np.tile(np.arange(1, n_assets + 1), n_acct)
+    deposits["qty"] = amount.ravel()
+    deposits["aux1"] = deposits["account"]  # the deposit's reference: unique per (account, asset)
+    deposits["aux2"] = deposits["asset"]
+    supply = amount.sum(axis=0, dtype=np.float64)
+    if (supply >= 2.0**62).any():
+        raise ValueError("funding exceeds an asset's supply cap: fewer commands or accounts")
+
+    setup = np.concatenate([assets, instruments(n_sym, funds=True), fees, limits, accounts, deposits])
+    counts = {"assets": n_assets, "fee_tiers": len(FEES), "accounts": n_acct, "deposits": int(deposits.size),
+              "underfunded_accounts": int(short.sum())}
+    return setup, counts
 
 
 def mix(cmds: np.ndarray) -> dict[str, float]:

@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from core_cython.engine import Engine
 from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE
-from journal.errors import JournalCorruptError
+from journal.errors import JournalCorruptError, JournalError
 from journal.format import RecordKind
-from journal.store import Journal
+from journal.store import META_ENGINE, Journal
 
 log = logging.getLogger("journal")
 
@@ -47,6 +47,35 @@ class _EventStream:
 
     def close(self) -> None:
         self._batches.close()  # type: ignore[attr-defined]
+
+
+def journal_funds_mode(journal: Journal) -> bool | None:
+    """The engine mode the journal was created with: True = funds, False = core, None = not yet recorded
+    (a new journal; one written before modes existed has commands and no record: core)."""
+    stored = journal.get_meta(META_ENGINE)
+    if stored is None:
+        return False if journal.last_cmd_seq else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("funds"), bool):
+        raise JournalCorruptError(f"journal at {journal.path}: meta {META_ENGINE!r} is not "
+                                  f"{{\"funds\": true|false}}")
+    return stored["funds"]
+
+
+def mode_name(funds: bool) -> str:
+    return "funds mode" if funds else "core mode (no funds)"
+
+
+def settle_funds_mode(journal: Journal, funds: bool | None) -> bool:
+    """The mode to run a writable journal in: the recorded one, else `funds` (default core), which a
+    new journal records now. A mode that differs from the recorded one is a JournalError."""
+    recorded = journal_funds_mode(journal)
+    if recorded is not None and funds is not None and funds != recorded:
+        raise JournalError(f"journal at {journal.path} was created in {mode_name(recorded)}; it cannot be "
+                           f"opened in {mode_name(funds)}")
+    mode = bool(funds) if recorded is None else recorded
+    if journal.get_meta(META_ENGINE) is None:  # new, or written without a mode (core)
+        journal.set_meta(META_ENGINE, {"funds": mode})
+    return mode
 
 
 def first_difference(produced: np.ndarray, stored: np.ndarray) -> int | None:
@@ -142,8 +171,10 @@ def replay_commands(
     return applied
 
 
-def engine_from_snapshot(journal: Journal, *, at_or_before: int | None = None) -> Engine | None:
-    """An engine restored from the newest usable snapshot (crc, hash and seqs checked), else None."""
+def engine_from_snapshot(journal: Journal, *, at_or_before: int | None = None,
+                         funds: bool | None = None) -> Engine | None:
+    """An engine restored from the newest usable snapshot (crc, hash, seqs and, if given, the funds
+    mode checked), else None."""
     limit = at_or_before
     while True:
         found = journal.latest_snapshot(at_or_before=limit)
@@ -158,6 +189,9 @@ def engine_from_snapshot(journal: Journal, *, at_or_before: int | None = None) -
                 raise ValueError("seqs differ from the snapshot header")
             if header.cmd_seq > journal.last_cmd_seq:
                 raise ValueError("snapshot is newer than the journal's commands")
+            if funds is not None and engine.funds != funds:
+                raise ValueError(f"snapshot is of an engine in {mode_name(engine.funds)}, the journal's is "
+                                 f"{mode_name(funds)}")
             return engine
         except ValueError as exc:
             log.warning("journal %s: skipping snapshot at cmd seq %d: %s", journal.path, header.cmd_seq, exc)
@@ -167,15 +201,19 @@ def engine_from_snapshot(journal: Journal, *, at_or_before: int | None = None) -
 
 
 def recover_engine(
-    journal: Journal, *, use_snapshot: bool = True, verify_events: bool = False, progress: bool = False
+    journal: Journal, *, use_snapshot: bool = True, verify_events: bool = False, progress: bool = False,
+    funds: bool | None = None,
 ) -> Engine:
     """The engine state after every journaled command: newest snapshot (if allowed) + replay of the rest.
 
     verify_events: compare the replayed events with the journaled ones (raises on a mismatch).
+    funds: the engine mode (default: the one the journal records; core if none).
     """
-    engine = engine_from_snapshot(journal) if use_snapshot else None
+    if funds is None:
+        funds = bool(journal_funds_mode(journal))
+    engine = engine_from_snapshot(journal, funds=funds) if use_snapshot else None
     if engine is None:
-        engine = Engine()
+        engine = Engine(funds=funds)
     replay_commands(engine, journal, compare_events=verify_events, progress=progress)
     if engine.last_event_seq != journal.last_event_seq:
         raise JournalCorruptError(f"replay ends at event seq {engine.last_event_seq} but the journal "

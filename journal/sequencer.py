@@ -3,6 +3,10 @@
     with JournaledEngine.open("var/shard1", durability="sync") as je:   # recovers if it exists
         events = je.submit(cmds, time.time_ns())                        # durable when this returns
 
+The engine mode (funds=True: accounts and balances; False: core matching) is recorded in the
+journal's meta when it is created; recovery, replay and verify use it, and opening a journal in the
+other mode is a JournalError.
+
 Time enters here (Command.ts), never inside the engine, so a replay reproduces the same events.
 A batch is acknowledged only after its transaction committed (and, in sync mode, was fsync'ed):
 kill -9 at any moment loses nothing that submit() returned for. Durability modes are described
@@ -19,7 +23,7 @@ import numpy as np
 from core_cython.engine import Engine
 from core_cython.records import COMMAND_DTYPE
 from journal.errors import JournalError
-from journal.replay import recover_engine
+from journal.replay import recover_engine, settle_funds_mode
 from journal.store import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_SYNC_INTERVAL_S, Durability, Journal
 
 DEFAULT_SNAPSHOT_EVERY_EVENTS = 1_000_000
@@ -52,15 +56,19 @@ class JournaledEngine:
         map_size: int = DEFAULT_MAP_SIZE,
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+        funds: bool | None = None,
     ) -> JournaledEngine:
         """Open (creating if needed) and recover: newest valid snapshot + replay of the command tail.
 
         verify_events: also check that the replayed events equal the journaled ones byte for byte.
+        funds: the engine mode; None = the journal's (core for a new journal). A new journal records
+        it; an existing one in the other mode raises JournalError.
         """
         journal = Journal(path, durability=durability, map_size=map_size, max_map_size=max_map_size,
                           sync_interval_s=sync_interval_s)
         try:
-            engine = recover_engine(journal, verify_events=verify_events, progress=progress)
+            funds = settle_funds_mode(journal, funds)
+            engine = recover_engine(journal, verify_events=verify_events, progress=progress, funds=funds)
             return cls(engine, journal, snapshot_every_events=snapshot_every_events)
         except BaseException:
             journal.close()
@@ -73,6 +81,10 @@ class JournaledEngine:
     @property
     def last_event_seq(self) -> int:
         return self.engine.last_event_seq
+
+    @property
+    def funds(self) -> bool:
+        return bool(self.engine.funds)
 
     def state_hash(self) -> str:
         return self.engine.state_hash()

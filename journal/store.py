@@ -67,6 +67,7 @@ DEFAULT_SYNC_INTERVAL_S = 0.05
 META_FORMAT = "format"
 META_DURABILITY = "durability"
 META_INSTRUMENTS = "instruments"  # {symbol id: {"name": ..., ...}} for the edges; the engine never reads it
+META_ENGINE = "engine"  # {"funds": bool}: the engine mode, fixed when the journal is created
 
 _DB_NAMES = {RecordKind.COMMANDS: b"commands", RecordKind.EVENTS: b"events"}
 _SNAPSHOTS_DB = b"snapshots"

@@ -16,7 +16,7 @@ import numpy as np
 from core_cython.engine import Engine
 from journal.errors import JournalCorruptError
 from journal.format import RecordKind, SnapshotHeader, batch_records, decode_batch_header
-from journal.replay import recover_engine, replay_commands
+from journal.replay import journal_funds_mode, recover_engine, replay_commands
 from journal.store import META_DURABILITY, META_FORMAT, Journal
 
 MAX_LISTED_PROBLEMS = 50
@@ -164,7 +164,7 @@ def _check_snapshots(journal: Journal, report: VerifyReport) -> dict[int, Snapsh
 
 def _check_replay(journal: Journal, snapshots: dict[int, SnapshotHeader], report: VerifyReport,
                   progress: bool) -> None:
-    engine = Engine()
+    engine = Engine(funds=bool(journal_funds_mode(journal)))
     problems: list[str] = []
 
     def check_snapshot(engine: Engine) -> None:

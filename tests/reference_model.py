@@ -16,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from core_cython.records import EVENT_DTYPE, EventType, Flag, Op, OrdType, Reason, Side, Stp, Tif
+from core_cython.records import EVENT_DTYPE, EventType, Flag, Op, OrdType, PostingKind, Reason, Side, Stp, Tif
 
 EVENT_FIELDS: tuple[str, ...] = tuple(EVENT_DTYPE.names or ())
 Event = dict[str, int]
 Book = dict[str, list[tuple[int, list[tuple[int, int, int]]]]]
+
+# ops whose `asset` field names the asset: their APPLIED and REJECTED events echo it in `symbol`
+MONEY_OPS = frozenset({Op.ADD_ASSET, Op.DEPOSIT, Op.WITHDRAW_HOLD, Op.WITHDRAW_SETTLE, Op.WITHDRAW_RELEASE,
+                       Op.TRANSFER, Op.ADJUST})
 
 OVERFLOW_LIMIT = 1 << 62  # max_price x max_qty must stay below this (notional fits an int64)
 MAX_SYMBOL = 65535
@@ -38,7 +42,10 @@ class Cmd:
     qty: int
     stop_price: int
     display_qty: int
+    aux1: int
+    aux2: int
     symbol: int
+    asset: int
     op: int
     side: int
     ord_type: int
@@ -83,6 +90,7 @@ class Order:
     pending_stop: bool = False
     resting: bool = False
     prio: int = 0  # time priority inside a price level: smaller is earlier
+    funds: Any = None  # funds mode (tests/reference_funds.py): the order's hold and fee rates
 
 
 def _opposite(side: int) -> int:
@@ -159,19 +167,25 @@ class ReferenceEngine:
 
     # ----- dispatch --------------------------------------------------------------------------
 
-    def _apply(self, cmd: Cmd) -> None:
-        handlers = {
+    def _handlers(self) -> dict[int, Any]:
+        return {
             Op.NEW: self._new,
             Op.CANCEL: self._cancel,
             Op.REPLACE: self._replace,
             Op.MASS_CANCEL: self._mass_cancel,
             Op.ADD_INSTRUMENT: self._add_instrument,
         }
-        handler = handlers.get(cmd.op)  # type: ignore[call-overload]
+
+    def _apply(self, cmd: Cmd) -> None:
+        handler = self._handlers().get(cmd.op)
         if handler is None:
-            self._reject(cmd, Reason.UNKNOWN_OP)
+            self._reject(cmd, self._unhandled_reason(cmd))
         else:
             handler(cmd)
+
+    def _unhandled_reason(self, cmd: Cmd) -> int:
+        """Core mode has no funds: the funds ops (6..18) are FUNDS_OFF, other unknown ops UNKNOWN_OP."""
+        return Reason.FUNDS_OFF if Op.ADD_ASSET <= cmd.op <= Op.SET_LIMITS else Reason.UNKNOWN_OP
 
     # ----- events ----------------------------------------------------------------------------
 
@@ -192,9 +206,10 @@ class ReferenceEngine:
                    leaves=o.leaves, filled=o.filled)
 
     def _reject(self, cmd: Cmd, reason: int) -> None:
-        """REJECTED echoes the command's identity; the reason says why."""
+        """REJECTED echoes the command's identity (a money op's asset as symbol); the reason says why."""
         self._emit(EventType.REJECTED, reason, order_id=cmd.order_id, account=cmd.account,
-                   symbol=cmd.symbol, side=cmd.side, price=cmd.price, qty=cmd.qty)
+                   symbol=cmd.asset if cmd.op in MONEY_OPS else cmd.symbol, side=cmd.side, price=cmd.price,
+                   qty=cmd.qty)
 
     # ----- books -----------------------------------------------------------------------------
 
@@ -291,6 +306,7 @@ class ReferenceEngine:
                   accept_seq=c.seq, leaves=c.qty)
         self.orders[o.order_id] = o
         self._emit_order(EventType.ACCEPTED, o)
+        self._on_accepted(o)
         if o.stop_price == 0:
             prices = self._take(o)
         else:
@@ -300,6 +316,12 @@ class ReferenceEngine:
                 return
             prices = self._trigger(o)  # the last trade already satisfies it: triggers at once
         self._stop_rounds(o.symbol, prices)
+
+    def _on_accepted(self, o: Order) -> None:
+        """Hook right after ACCEPTED (funds mode: the HOLD posting). Core mode: nothing."""
+
+    def _on_replaced(self, o: Order) -> None:
+        """Hook right after REPLACED (funds mode: the hold difference). Core mode: nothing."""
 
     # ----- execution -------------------------------------------------------------------------
 
@@ -446,6 +468,7 @@ class ReferenceEngine:
         keeps_priority = price == o.price and c.qty <= o.qty
         o.price, o.qty, o.leaves = price, c.qty, c.qty - o.filled
         self._emit_order(EventType.REPLACED, o)
+        self._on_replaced(o)
         if keeps_priority:
             o.visible = min(o.visible, o.leaves)
             return
@@ -485,6 +508,8 @@ def events_from_array(events: np.ndarray) -> list[Event]:
 def describe(event: Mapping[str, int]) -> str:
     """A readable one-liner for assertion messages."""
     kind = EventType(event["type"]).name
-    reason = Reason(event["reason"]).name if event["reason"] in Reason._value2member_map_ else event["reason"]
+    reasons: Any = PostingKind if event["type"] == EventType.POSTING else Reason  # a posting's kind
+    known = event["reason"] in reasons._value2member_map_
+    reason = reasons(event["reason"]).name if known else event["reason"]
     rest = " ".join(f"{k}={event[k]}" for k in EVENT_FIELDS if k not in ("type", "reason") and event[k])
     return f"{kind}({reason}) {rest}"

@@ -1,4 +1,5 @@
-"""`venue bench` end to end on tiny workloads: every section prints and the numbers are sane.
+"""`venue bench` end to end on tiny workloads: every section prints, in core and in funds mode side by
+side, and the numbers are sane.
 
 Nothing here asserts a speed: unit tests run on shared, noisy machines.
 """
@@ -32,55 +33,83 @@ def _check_latency(lat: dict[str, int]) -> None:
 def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     text, res = _run(TINY, capsys, tmp_path)
     for heading in ("machine", "[1] engine in-process", "[2] engine + journal", "[3] recovery", "targets",
-                    "seed 42", "3,000", "256 commands per group commit", "async", "sync"):
+                    "seed 42", "3,000", "256 commands per group commit", "async", "sync",
+                    "core only", "risk + settlement", "funds setup", "postings per command",
+                    "rejected (of commands)", "insufficient_funds", "latency p99.9"):
         assert heading in text
-    assert text.count("-> met") + text.count("-> NOT MET") == 2 * 3  # each target in its section + summary
+    assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2  # every target, in both modes
+    assert res["modes"] == ["core", "funds"]
 
-    eng = res["engine"]
-    assert eng["commands"] == 3000 and eng["events"] > 3000 * 0.9
-    assert eng["same_state"] and eng["live_orders_start"] == 500
-    _check_latency(eng["latency_ns"])
-    assert eng["event_types"]["trade"] > 0 and eng["event_types"]["cancelled"] > 0
-    assert 0.5 < eng["cancels_replaces_live"] <= 1
+    core, funds = res["engine"]["core"], res["engine"]["funds"]
+    for eng in (core, funds):
+        assert eng["commands"] == 3000
+        assert eng["same_state"] and eng["live_orders_start"] == 500  # the same book to start from
+        assert eng["setup_rejects"] == {}
+        _check_latency(eng["latency_ns"])
+        assert eng["event_types"]["trade"] > 0 and eng["event_types"]["cancelled"] > 0
+        assert 0.5 < eng["cancels_replaces_live"] <= 1
+        assert eng["bytes_per_resting_order"] > 0
+        assert sum(eng["rejects"].values()) == eng["event_types"]["rejected"]
+    assert core["events"] > 3000 * 0.9 and core["postings_per_command"] == 0
+    assert funds["mode"] == "funds" and funds["postings_per_command"] > 1
+    assert funds["events"] == sum(funds["event_types"].values())
+    assert "insufficient_funds" in funds["rejects"] and "insufficient_funds" not in core["rejects"]
+    assert funds["rejects"]["insufficient_funds"] < 0.05 * 3000  # most orders are funded
 
-    for mode in ("async", "sync"):
-        j = res["journal"][mode]
-        assert j["events"] == eng["events"]  # same flow, same engine: same events
-        assert j["batches"] == -(-3000 // 256)
-        _check_latency(j["latency_ns"])
-        assert j["commands_per_s"] > 0 and j["journal_bytes"] > 0
+    for mode in ("core", "funds"):
+        for durability in ("async", "sync"):
+            j = res["journal"][mode][durability]
+            assert j["events"] == res["engine"][mode]["events"]  # same flow, same engine: same events
+            assert j["batches"] == -(-3000 // 256)
+            _check_latency(j["latency_ns"])
+            assert j["commands_per_s"] > 0 and j["journal_bytes"] > 0
 
-    rec = res["recovery"]
-    assert rec["same_state"]
-    assert rec["commands"] == 3000 + 500 + 2  # the journal also holds the untimed setup
-    assert rec["events"] > eng["events"]
-    assert rec["seconds_per_million_events"] > 0
+    setup = {"core": 500 + 2, "funds": res["workload"]["funds_setup"]["setup"]}
+    for mode in ("core", "funds"):
+        rec = res["recovery"][mode]
+        assert rec["same_state"] and rec["mode"] == mode
+        assert rec["commands"] == 3000 + setup[mode]  # the journal also holds the untimed setup
+        assert rec["events"] > res["engine"][mode]["events"]
+        assert rec["seconds_per_million_events"] > 0
 
     assert set(res["targets"]) == {"engine_commands_per_s", "journal_sync_events_per_s",
-                                   "recovery_s_per_million_events"}
+                                   "recovery_s_per_million_events", "engine_funds_commands_per_s",
+                                   "journal_funds_sync_events_per_s", "recovery_funds_s_per_million_events"}
     assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
     assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
+
+
+@pytest.mark.parametrize("funds", ["off", "on"])
+def test_one_engine_mode(funds: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    text, res = _run([*TINY, "--only", "engine", "--funds", funds], capsys, tmp_path)
+    mode, other = ("core", "funds") if funds == "off" else ("funds", "core")
+    assert set(res["engine"]) == {mode} and res["modes"] == [mode]
+    assert ("risk + settlement" in text) == (funds == "on")
+    assert ("funds setup" in text) == (funds == "on")
+    assert set(res["targets"]) == {f"engine_{'funds_' if funds == 'on' else ''}commands_per_s"}
+    assert "journal" not in res and "recovery" not in res and other not in res["engine"]
 
 
 def test_keep_leaves_the_journals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     text, _ = _run([*TINY, "--only", "journal", "--keep"], capsys, tmp_path)
     (run_dir,) = (tmp_path / "journals").iterdir()
     assert f"journals kept in {run_dir}" in text
-    assert {p.name for p in run_dir.iterdir()} == {"journal-async", "journal-sync"}
+    names = {f"journal-{mode}-{durability}" for mode in ("core", "funds") for durability in ("async", "sync")}
+    assert {p.name for p in run_dir.iterdir()} == names
 
 
 def test_only_recovery_builds_its_own_journal(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     text, res = _run([*TINY, "--only", "recovery"], capsys, tmp_path)
     assert "[1]" not in text and "[2]" not in text and "[3] recovery" in text
     assert set(res) >= {"recovery"} and "engine" not in res and "journal" not in res
-    assert res["recovery"]["same_state"]
+    assert res["recovery"]["core"]["same_state"] and res["recovery"]["funds"]["same_state"]
 
 
 def test_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*TINY, "--only", "engine", "--json"]) == 0
     text = capsys.readouterr().out
     res = json.loads(text[text.index("\n{") + 1:])
-    assert res["engine"]["commands"] == 3000
+    assert res["engine"]["core"]["commands"] == res["engine"]["funds"]["commands"] == 3000
 
 
 WORKLOAD = """\
@@ -120,9 +149,12 @@ def test_workload_file_runs_every_section(capsys: pytest.CaptureFixture[str], tm
     path.write_text(WORKLOAD)
     text, res = _run(["--workload", str(path), "--batch", "4"], capsys, tmp_path)
     assert f"file {path}" in text and "1 bad lines skipped" in text
-    assert res["engine"]["commands"] == 9 and res["engine"]["same_state"]
-    assert res["journal"]["sync"]["batches"] == 3
-    assert res["recovery"]["same_state"] and res["recovery"]["commands"] == 9
+    assert "a workload file has no funds setup" in text and res["modes"] == ["core"]  # core mode only
+    assert res["engine"]["core"]["commands"] == 9 and res["engine"]["core"]["same_state"]
+    assert res["journal"]["core"]["sync"]["batches"] == 3
+    assert res["recovery"]["core"]["same_state"] and res["recovery"]["core"]["commands"] == 9
+    assert main(["--workload", str(path), "--funds", "on"]) == 1
+    assert "funds mode needs the synthetic flow" in capsys.readouterr().err
 
 
 def test_workload_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,7 +37,8 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["run", "--help"], ["match", "--help"], ["bench", "--help"], ["journal", "--help"],
-     ["journal", "inspect", "--help"], ["journal", "replay", "--help"], ["journal", "verify", "--help"]],
+     ["journal", "inspect", "--help"], ["journal", "replay", "--help"], ["journal", "verify", "--help"],
+     ["ledger", "--help"], ["ledger", "statement", "--help"], ["ledger", "check", "--help"]],
 )
 def test_help_for_every_command(tmp_path: Path, args: list[str]) -> None:
     result = venue(*args, cwd=tmp_path)
@@ -60,6 +61,9 @@ def test_help_for_every_command(tmp_path: Path, args: list[str]) -> None:
         (["journal"], "venue journal: error: the following arguments are required: TOOL"),
         (["journal", "verify"], "venue journal verify: error: the following arguments are required: PATH"),
         (["journal", "explode", "x"], "venue journal: error: argument TOOL: invalid choice: 'explode'"),
+        (["ledger"], "venue ledger: error: the following arguments are required: TOOL"),
+        (["ledger", "statement"],
+         "venue ledger statement: error: the following arguments are required: ACCOUNT"),
         (["bench", "--commands", "none"], "venue bench: error: argument --commands"),
     ],
 )
@@ -76,6 +80,10 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], exp
         (["run", "--config", str(CONFIG), "--set", "journal.durability=fast"],
          "journal.durability must be one of sync, async, not 'fast'"),
         (["run", "--config", str(CONFIG), "--set", "nonsense"], "is not of the form section.key=value"),
+        (["run", "--config", str(CONFIG), "--set", "assets.USDT.decimals=1"],
+         "instruments.BTC-USDT: tick_size 0.01 x lot_size 0.0001 is finer than USDT's 1 decimals"),
+        (["match", "--funds", "--input", "-", "--config", "missing.toml"],
+         "venue match: error: config file missing.toml not found"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -119,6 +127,10 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
     assert replay.returncode == 0
     assert replay.stdout == f"state hash {final_hash(out)}\n"
 
+    ledger = venue("ledger", "check", cwd=tmp_path)  # the config's journal.path, as venue run
+    assert ledger.returncode == 0, ledger.stdout + ledger.stderr
+    assert ledger.stdout.startswith("OK: the ledger of var/journal holds every invariant")
+
     inspect = venue("journal", "inspect", str(journal), cwd=tmp_path)
     assert inspect.returncode == 0
     assert re.search(r"^commands +seq 1\.\.", inspect.stdout, re.M)
@@ -134,11 +146,15 @@ def test_run_by_order_count_and_resume(tmp_path: Path) -> None:
     assert "stopped (500 requests sent)" in first.stdout
     assert "recovered at cmd seq 0, event seq 0; instruments BTC-USDT, ETH-USDT (new: BTC-USDT, ETH-USDT)" \
         in first.stdout
-    # A second run recovers the journal, keeps the instruments and continues the sequence.
+    assert "created demo-1, demo-2, demo-3, demo-4, each funded with 100 BTC, 1000 ETH, 10000000 USDT" \
+        in first.stdout
+    # A second run recovers the journal, keeps the instruments and accounts and continues the sequence.
     second = venue(*args, "--snapshot-interval", "100", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    # 2 instrument definitions + 500 requests; nothing new to define
-    assert "recovered at cmd seq 502, event seq" in second.stdout and "(new:" not in second.stdout
+    # Setup, once: 3 assets, 2 instruments, 3 fee tiers + 2 limits, 4 accounts x (create + 3 deposits) = 26
+    # commands, then 500 requests; nothing new to define or fund.
+    assert "recovered at cmd seq 526, event seq" in second.stdout and "(new:" not in second.stdout
+    assert "created" not in second.stdout
     verify = venue("journal", "verify", "j", cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout
     assert final_hash(verify.stdout) == final_hash(second.stdout)
@@ -153,6 +169,35 @@ def test_a_journal_rejects_a_changed_instrument(tmp_path: Path) -> None:
                     "--set", "instruments.BTC-USDT.min_qty=0.001", cwd=tmp_path)
     assert changed.returncode == 1
     assert "instrument BTC-USDT: config has lot_size 0.001, the journal 0.0001" in one_line_error(changed)
+
+
+@needs_engine
+def test_a_journal_rejects_a_changed_asset_and_resends_changed_fees(tmp_path: Path) -> None:
+    base = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "10", "--rate", "0", "--quiet"]
+    assert venue(*base, cwd=tmp_path).returncode == 0
+    changed = venue(*base, "--set", "assets.BTC.decimals=6", cwd=tmp_path)
+    assert "asset BTC: config has decimals 6, the journal 8; a defined asset cannot change" \
+        in one_line_error(changed)
+    # Fees and limits may change: only the differences are sent (2 tiers + limits of BTC-USDT).
+    fees = venue(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
+    assert fees.returncode == 0, fees.stderr
+    inspect = venue("journal", "inspect", "j", cwd=tmp_path)
+    assert "'BTC-USDT': {'fees': {'0': [2, 7], '1': [-1, 4]}" in inspect.stdout
+    same = venue(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
+    before = int(re.search(r"recovered at cmd seq (\d+)", fees.stdout).group(1))
+    after = int(re.search(r"recovered at cmd seq (\d+)", same.stdout).group(1))
+    assert after == before + 3 + 10  # the change once, then the orders; the same again sends nothing
+    assert "stopped (10 requests sent)" in same.stdout and f"cmd seq {after + 10:,}" in same.stdout
+
+
+@needs_engine
+def test_run_refuses_a_core_mode_journal(tmp_path: Path) -> None:
+    from journal import JournaledEngine
+
+    JournaledEngine.open(tmp_path / "j", funds=False).close()
+    result = venue("run", "--config", str(CONFIG), "--journal", "j", "--orders", "1", cwd=tmp_path)
+    assert one_line_error(result) == ("venue run: error: journal at j was created in core mode (no funds); "
+                                      "it cannot be opened in funds mode")
 
 
 @needs_engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from journal.format import (
     encode_snapshot,
     seq_key,
 )
-from journal.replay import recover_engine
+from journal.replay import mode_name, recover_engine
 
 
 def records(dtype: np.dtype, first_seq: int, n: int) -> np.ndarray:
@@ -74,7 +75,7 @@ def rewrite_value(path: Path, db_name: bytes, key: bytes, change) -> None:
 def test_batch_encoding_round_trips_and_crc_catches_a_flipped_bit() -> None:
     cmds = records(COMMAND_DTYPE, 41, 3)
     value = encode_batch(RecordKind.COMMANDS, 41, cmds)
-    assert len(value) == BATCH_HEADER_SIZE + 3 * 80
+    assert len(value) == BATCH_HEADER_SIZE + 3 * COMMAND_DTYPE.itemsize
     header = decode_batch_header(value)
     assert (header.kind, header.first_seq, header.count, header.last_seq) == (RecordKind.COMMANDS, 41, 3, 43)
     assert batch_records(value, header).tobytes() == cmds.tobytes()
@@ -404,3 +405,36 @@ def test_engine_and_journal_must_agree(tmp_path: Path) -> None:
         JournaledEngine(Engine(), journal)
     journal.close()
     assert Op.NEW == 1  # records' enums are part of the journal format
+
+
+# ------------------------------------------------------------------------------------- engine mode
+
+def test_the_engine_mode_is_recorded_and_a_journal_refuses_the_other(tmp_path: Path) -> None:
+    for funds in (False, True):
+        path = tmp_path / f"journal-{funds}"
+        with JournaledEngine.open(path, funds=funds) as je:
+            assert je.funds == funds and je.engine.funds == funds
+            je.submit(instrument_commands(1), 1)
+            state = je.state_hash()
+        expected = f"was created in {mode_name(funds)}; it cannot be opened in {mode_name(not funds)}"
+        with pytest.raises(JournalError, match=re.escape(expected)):
+            JournaledEngine.open(path, funds=not funds)
+        with JournaledEngine.open(path) as je:  # no mode given: the journal's own
+            assert je.funds == funds
+        with Journal(path, readonly=True) as journal:  # replay and verify use it too
+            assert recover_engine(journal, use_snapshot=False).funds == funds
+        assert verify(path).ok
+        assert replay(path, progress=False) == state
+
+
+def test_a_snapshot_of_the_other_mode_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    with JournaledEngine.open(path, funds=True) as je:
+        je.submit(instrument_commands(1), 1)
+        state = je.state_hash()
+        # A core engine at the same seqs, stored as if it were this journal's snapshot.
+        core = Engine()
+        core.process(instrument_commands(1))
+        je.journal.put_snapshot(core.snapshot(), core.state_hash(), cmd_seq=1, last_event_seq=1)
+    with JournaledEngine.open(path) as je:  # recovery replays from scratch instead
+        assert je.funds and je.state_hash() == state

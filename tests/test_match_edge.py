@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core_cython.records import COMMAND_DTYPE, Flag, Op, OrdType, Reason, Side, Stp, Tif, new_commands
+from core_cython.records import (
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    EventType,
+    Flag,
+    Op,
+    OrdType,
+    PostingKind,
+    Reason,
+    Side,
+    Stp,
+    Tif,
+    new_commands,
+    ref_hash,
+)
+from venue.assets import UNKNOWN_ASSET_ID, Asset, multipliers
 from venue.edge import INVALID_ENUM, Edge, RequestError
 from venue.instruments import (
     DISPLAY_QTY,
@@ -284,3 +301,182 @@ def test_encode_fills_a_record_in_place() -> None:
     cmds = new_commands(2)
     problem = edge_with_btc().encode(cmds[1], NEW)
     assert problem is None and cmds[1]["qty"] == 15_000 and cmds[0]["qty"] == 0
+
+
+# ---------------------------------------------------------------------------- funds mode: assets and money
+
+USDT = Asset("USDT", 6)
+SATS = Asset("BTC", 8)
+
+
+@pytest.mark.parametrize(("text", "units"), [("1000", 1_000_000_000), ("1.5", 1_500_000), ("0.000001", 1),
+                                             ("0", 0), ("1.5000000", 1_500_000), (7, 7_000_000)])
+def test_amounts_are_exact_smallest_units(text: object, units: int) -> None:
+    assert USDT.to_units(text) == units
+    assert USDT.to_units(USDT.format(units)) == units
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "message"),
+    [("0.0000001", Reason.INVALID_AMOUNT, "amount 0.0000001 has more than 6 decimals"),
+     ("-1", Reason.INVALID_AMOUNT, "amount -1 is negative"),
+     ("9" * 20, Reason.INVALID_AMOUNT, "is too large"),
+     ("1e3", Reason.MALFORMED, "is not a plain decimal number"),
+     (1.5, Reason.MALFORMED, "must be a decimal string")],
+)
+def test_bad_amounts_are_never_rounded(text: object, reason: Reason, message: str) -> None:
+    with pytest.raises(EdgeReject, match=re.escape(message)) as caught:
+        USDT.to_units(text)
+    assert caught.value.reason == reason
+
+
+def test_signed_amounts_and_formatting() -> None:
+    assert USDT.to_units("-2.5", signed=True) == -2_500_000
+    assert USDT.format(-2_500_000) == "-2.500000" and SATS.format(1) == "0.00000001"
+    assert Asset("PTS", 0).format(12) == "12"
+
+
+def test_funds_multipliers_are_exact() -> None:
+    assert multipliers(BTC, SATS, USDT) == (10_000, 1)  # 0.0001 BTC = 10^4 sat; 0.01 x 0.0001 = 1 unit
+    coarse = Instrument.define("IDX", "I", "USD", "5", "10", max_price="1000", max_qty="1000")
+    assert multipliers(coarse, Asset("I", 0), Asset("USD", 2)) == (10, 5_000)  # tick 5 x lot 10 = 50 USD
+    with pytest.raises(InstrumentError, match="lot_size 0.0001 is finer than BTC's 2 decimals"):
+        multipliers(BTC, Asset("BTC", 2), USDT)
+    with pytest.raises(InstrumentError, match="tick_size 0.01 x lot_size 0.0001 is finer than USDT's 4 dec"):
+        multipliers(BTC, SATS, Asset("USDT", 4))
+    huge = Instrument.define("H", "BTC", "USDT", "0.01", "0.0001", max_price="10000000", max_qty="100000")
+    with pytest.raises(InstrumentError, match="too large for funds mode"):
+        multipliers(huge, SATS, Asset("USDT", 12))
+
+
+def funds_edge() -> Edge:
+    edge = Edge(funds=True, account_defaults=(50, 2))
+    edge.assets.add(SATS)
+    edge.assets.add(USDT)
+    edge.instrument_added(BTC)
+    return edge
+
+
+def encode_all(edge: Edge, request: dict) -> tuple[list[dict], str | None]:
+    records, problem = edge.encode_records(request)
+    return [dict(zip(COMMAND_DTYPE.names, r, strict=True)) for r, _ in records], problem
+
+
+DEPOSIT = {"op": "deposit", "account": "a1", "asset": "USDT", "amount": "1000", "ref": "tx1"}
+
+
+def test_a_deposit_creates_its_account_once_with_the_defaults() -> None:
+    edge = funds_edge()
+    (create, deposit), problem = encode_all(edge, DEPOSIT)
+    assert problem is None
+    assert (create["op"], create["account"], create["qty"], create["flags"]) == (Op.CREATE_ACCOUNT, 16, 50, 2)
+    assert (deposit["op"], deposit["account"], deposit["asset"]) == (Op.DEPOSIT, 16, 2)
+    assert deposit["qty"] == 10**9
+    assert (deposit["aux1"], deposit["aux2"]) == ref_hash("tx1")
+    again, _ = encode_all(edge, dict(DEPOSIT, ref="tx2"))
+    order, _ = encode_all(edge, dict(NEW, account="a1"))
+    assert [c["op"] for c in again + order] == [Op.DEPOSIT, Op.NEW]  # a1 exists now
+    b2, _ = encode_all(edge, dict(NEW, id="o2", account="b2"))
+    assert [(c["op"], c["account"]) for c in b2] == [(Op.CREATE_ACCOUNT, 17), (Op.NEW, 17)]
+
+
+def test_no_account_is_created_for_a_rejected_request_or_a_builtin_one() -> None:
+    edge = funds_edge()
+    bad, problem = encode_all(edge, dict(DEPOSIT, amount="0.0000001"))
+    assert [c["op"] for c in bad] == [Op.DEPOSIT] and bad[0]["reject"] == Reason.INVALID_AMOUNT
+    assert problem == "deposit: amount 0.0000001 has more than 6 decimals (the precision of USDT)"
+    fees, _ = encode_all(edge, dict(DEPOSIT, account="@fees"))
+    assert [(c["op"], c["account"]) for c in fees] == [(Op.DEPOSIT, 3)]
+    transfer, _ = encode_all(edge, {"op": "transfer", "account": "a1", "to": "@external", "asset": "USDT",
+                                    "amount": "1"})
+    assert [(c["op"], c["account"], c["aux1"]) for c in transfer] == [(Op.TRANSFER, 16, 1)]
+
+
+def test_money_ops_fill_the_readme_fields() -> None:
+    edge = funds_edge()
+    encode_all(edge, DEPOSIT)  # creates a1
+
+    def one(request: dict) -> dict:
+        cmds, problem = encode_all(edge, request)
+        assert problem is None and len(cmds) == 1
+        return cmds[0]
+
+    hold = one({"op": "withdraw_hold", "id": "w1", "account": "a1", "asset": "BTC", "amount": "0.5"})
+    assert (hold["op"], hold["order_id"], hold["asset"]) == (Op.WITHDRAW_HOLD, 1, 1)
+    assert hold["qty"] == 50_000_000
+    settle = one({"op": "withdraw_settle", "id": "w1"})
+    assert (settle["op"], settle["order_id"], settle["account"]) == (Op.WITHDRAW_SETTLE, 1, 0)
+    adjust = one({"op": "adjust", "account": "a1", "asset": "USDT", "amount": "-1.5", "reason": "refund",
+                  "ticket": "T-1"})
+    assert (adjust["qty"], adjust["flags"], adjust["order_id"]) == (-1_500_000, 2, 1)
+    fees = one({"op": "set_fees", "symbol": "BTC-USDT", "tier": 3, "maker_bps": -1, "taker_bps": 4})
+    assert (fees["op"], fees["symbol"], fees["flags"]) == (Op.SET_FEES, 1, 3)
+    assert (fees["price"], fees["qty"]) == (-1, 4)
+    limits = one({"op": "limits", "symbol": "BTC-USDT", "reference_price": "60000.00",
+                  "max_notional": "5"})
+    assert (limits["price"], limits["aux1"]) == (6_000_000, 5_000_000)
+    status = one({"op": "trading_status", "symbol": "BTC-USDT", "status": "cancel_only"})
+    assert (status["op"], status["flags"]) == (Op.SET_TRADING_STATUS, 1)
+    assert one({"op": "account_status", "account": "a1", "status": "frozen"})["flags"] == 0xFF
+    asset = one({"op": "asset", "name": "ETH", "decimals": 8})
+    assert (asset["op"], asset["asset"], asset["qty"]) == (Op.ADD_ASSET, 3, 8)
+    unknown = one(dict(DEPOSIT, asset="DOGE", amount="1.123456789"))  # the engine answers UNKNOWN_ASSET
+    assert unknown["asset"] == UNKNOWN_ASSET_ID and unknown["reject"] == 0
+    cmds, problem = encode_all(edge, {"op": "limits", "symbol": "BTC-USDT", "reference_price": "1.001"})
+    assert cmds[0]["reject"] == Reason.OFF_TICK and "reference_price 1.001" in problem
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"op": "deposit", "account": "a1", "asset": "USDT", "amount": "1"}, "deposit: missing field 'ref'"),
+        (dict(DEPOSIT, ref=""), "deposit: ref must be a non-empty string"),
+        ({"op": "adjust", "account": "a1", "asset": "USDT", "amount": "1", "reason": "gift", "ticket": "t"},
+         "adjust: reason must be one of correction"),
+        ({"op": "set_fee_tier", "account": "a1", "tier": 256},
+         "set_fee_tier: tier must be in 0..255, not 256"),
+        ({"op": "set_fees", "symbol": "BTC-USDT", "maker_bps": True, "taker_bps": 1},
+         "set_fees: maker_bps must be an integer, not True"),
+        ({"op": "asset", "name": "X", "decimals": 19},
+         "asset: asset X: decimals must be an integer in 0..18"),
+        ({"op": "account_status", "account": "a1", "status": 1}, "account_status: status must be one of"),
+    ],
+)
+def test_money_requests_without_a_command(request_: dict, message: str) -> None:
+    with pytest.raises(RequestError, match=re.escape(message)):
+        funds_edge().encode_record(request_)
+
+
+def test_a_core_edge_refuses_money_ops() -> None:
+    with pytest.raises(RequestError, match=r"deposit: a funds-mode op \(venue match --funds\)"):
+        edge_with_btc().encode_record(DEPOSIT)
+
+
+def event(**fields: int) -> tuple:
+    record = np.zeros(1, dtype=EVENT_DTYPE)
+    for name, value in fields.items():
+        record[0][name] = value
+    return record.tolist()[0]
+
+
+def test_postings_and_applied_events_decode_with_names_and_decimals() -> None:
+    edge = funds_edge()
+    encode_all(edge, DEPOSIT)  # a1 = 16
+    encode_all(edge, dict(NEW, id="b1", account="a1"))
+    posting = event(type=EventType.POSTING, seq=9, account=16, symbol=2, price=153_000, qty=-30_168_000,
+                    leaves=969_985_000, filled=0, reason=PostingKind.TRADE, maker_order=8,
+                    order_id=edge.orders.id("b1"), maker_account=edge.accounts.id("a2"), maker_leaves=15_000)
+    assert edge.decode(posting) == {
+        "type": "posting", "seq": 9, "kind": "trade", "account": "a1", "asset": "USDT",
+        "available": "0.153000", "held": "-30.168000", "available_after": "969.985000",
+        "held_after": "0.000000", "cause": 8,
+        "id": "b1", "counterparty": "a2", "fee": "0.015000"}
+    external = event(type=EventType.POSTING, seq=3, account=1, symbol=1, price=-5,
+                     reason=PostingKind.DEPOSIT, maker_order=2, maker_account=16)
+    decoded = edge.decode(external)
+    assert (decoded["account"], decoded["available"]) == ("@external", "-0.00000005")
+    assert decoded["counterparty"] == "a1"
+    applied = event(type=EventType.APPLIED, seq=2, op=Op.TRANSFER, account=16, symbol=2, qty=2_500_000,
+                    maker_account=3)
+    assert edge.decode(applied) == {"type": "applied", "seq": 2, "op": "transfer", "account": "a1",
+                                    "to": "@fees", "asset": "USDT", "amount": "2.500000"}

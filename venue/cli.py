@@ -1,4 +1,4 @@
-"""`venue`: one command line for the venue (run, match, bench, journal tools).
+"""`venue`: one command line for the venue (run, match, bench, journal and ledger tools).
 
 Every failure the user can cause (bad arguments, missing or bad files, a bad config) ends with a
 one-line `venue ...: error: ...` on stderr and a non-zero exit status, never a traceback.
@@ -60,15 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     match = commands.add_parser(
         "match", help="run the bare engine over a JSONL file of requests",
-        description="Run the matching engine alone (no journal, no funds) over a JSONL file of requests "
+        description="Run the matching engine alone (no journal) over a JSONL file of requests "
         "(ops: instrument, new, cancel, replace, mass_cancel) and write one JSON event per line in "
-        "event sequence order. Bad lines are reported on stderr with their line number; the run goes on.")
+        "event sequence order. Bad lines are reported on stderr with their line number; the run goes on. "
+        "With --funds the engine checks funds: the config's assets are defined first, accounts are "
+        "created when a deposit or order first names them, and the input may also hold the ops asset, "
+        "create_account, deposit, withdraw_hold, withdraw_settle, withdraw_release, transfer, adjust, "
+        "set_fees, set_fee_tier, account_status, trading_status and limits.")
     match.add_argument("--input", required=True, metavar="FILE",
                        help="requests, one JSON object a line (- = stdin)")
     match.add_argument("--output", metavar="FILE", help="events file (default: stdout)")
     match.add_argument("--book-out", metavar="FILE", help="write the final order books as JSON")
     match.add_argument("--batch", type=positive_int, default=4096, metavar="N",
                        help="commands per Engine.process call (default: 4096)")
+    match.add_argument("--funds", action="store_true",
+                       help="funds mode: balances, holds, fees and pre-trade risk; money ops in the input")
+    match.add_argument("--config", metavar="PATH",
+                       help="with --funds: the config whose [[assets]] and [accounts] defaults are used "
+                       "(default: ./config/venue.toml, else the one in the source tree)")
 
     # Listed for the overview only: main() hands `venue bench ...` to the bench package's own parser.
     commands.add_parser("bench", help="benchmark the engine, journal and recovery (venue bench --help)")
@@ -90,6 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
                               "replayed events equal to the stored ones, snapshots equal to the replay.")
     verify.add_argument("path", metavar="PATH", help="journal directory")
     verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ledger = commands.add_parser(
+        "ledger", help="account statements and ledger checks from a funds-mode journal",
+        description="Read-only tools over the postings of a funds-mode journal (written by venue run).")
+    ledger_tools = ledger.add_subparsers(dest="tool", metavar="TOOL", required=True)
+    statement = ledger_tools.add_parser(
+        "statement", help="an account's postings with the running balance after each",
+        description="Print every posting of ACCOUNT (a name such as demo-1, @fees, or an account id), "
+        "in sequence order, with the available and held balance after each.")
+    statement.add_argument("account", metavar="ACCOUNT", help="account name or id")
+    statement.add_argument("--asset", metavar="ASSET", help="only this asset's postings")
+    statement.add_argument("--json", action="store_true", help="one JSON object per posting")
+    check = ledger_tools.add_parser(
+        "check", help="recover the engine and check every ledger invariant; exit 1 on a violation",
+        description="Recover the engine from the journal and check the ledger invariants over the "
+        "whole journal: balanced postings, no negative balance, held = holds of live orders and pending "
+        "withdrawals, supply = deposits - withdrawals + adjustments, postings replay to the balances.")
+    for tool in (statement, check):
+        tool.add_argument("--journal", metavar="PATH",
+                          help="journal directory (default: journal.path of the config)")
+        tool.add_argument("--config", metavar="PATH", help="config file, for the default journal path")
     return parser
 
 
@@ -102,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
 def _match(args: argparse.Namespace) -> int:
     from venue import match
 
-    return match.main(args.input, args.output, args.book_out, args.batch)
+    return match.main(args.input, args.output, args.book_out, args.batch, funds=args.funds,
+                      config_path=args.config)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -119,16 +150,30 @@ def _journal(args: argparse.Namespace) -> int:
     return journal_tools.main(args.tool, args.path, progress=not getattr(args, "no_progress", False))
 
 
-HANDLERS = {"run": _run, "match": _match, "bench": _bench, "journal": _journal}
+def _ledger(args: argparse.Namespace) -> int:
+    from venue import ledger_cli
+
+    path = args.journal
+    if path is None:
+        from venue.config import load_config
+
+        path = load_config(args.config).journal.path
+    if args.tool == "statement":
+        return ledger_cli.statement(path, args.account, args.asset, as_json=args.json)
+    return ledger_cli.check(path, progress=True)
+
+
+HANDLERS = {"run": _run, "match": _match, "bench": _bench, "journal": _journal, "ledger": _ledger}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's problem (one line), not the program's (traceback)."""
     from venue.config import ConfigError
+    from venue.ledger_cli import LedgerError
     from venue.match import MatchError
     from venue.run import VenueError
 
-    errors: list[type[BaseException]] = [CliError, ConfigError, MatchError, VenueError, OSError]
+    errors: list[type[BaseException]] = [CliError, ConfigError, LedgerError, MatchError, VenueError, OSError]
     try:
         from journal.errors import JournalError
 
@@ -145,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     user_errors = _user_errors()
-    prog = f"venue {args.command}" + (f" {args.tool}" if args.command == "journal" else "")
+    prog = f"venue {args.command}" + (f" {args.tool}" if args.command in ("journal", "ledger") else "")
     try:
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:

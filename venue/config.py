@@ -2,8 +2,15 @@
 
 Overrides are `dotted.key=value` strings applied to the raw TOML tables before validation, so a
 value from the command line is checked exactly like one from the file. Instruments are addressed by
-symbol (`instruments.BTC-USDT.min_notional=5`) or by position (`instruments.0.tick_size=0.1`).
+symbol (`instruments.BTC-USDT.min_notional=5`, `instruments.BTC-USDT.fees.0.taker_bps=4`) or by
+position (`instruments.0.tick_size=0.1`), assets by name (`assets.USDT.decimals=6`).
 Every problem is a ConfigError with a one-line message naming the file and the key.
+
+Funds mode (`venue run`) also needs: `[[assets]]` (name, decimals), which every instrument's base
+and quote must name, so that its multipliers (base units per lot, quote units per tick x lot) are
+exact; per instrument an optional fee schedule (`fees.<tier> = { maker_bps, taker_bps }`) and risk
+limits (`reference_price`, `max_notional` in the quote asset); `[accounts]` defaults for accounts the
+venue creates; `[demo.funding]`, what each demo account is given of each asset.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from venue.instruments import EdgeReject, Instrument, InstrumentError, parse_decimal
+from venue.assets import Asset, multipliers
+from venue.instruments import PRICE, EdgeReject, Instrument, InstrumentError, parse_decimal
 
 DEFAULT_CONFIG = Path("config") / "venue.toml"
 # The file shipped next to the package: `venue run` works from any directory of a source checkout.
@@ -24,6 +32,12 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "venue.toml
 DURABILITY_MODES = ("sync", "async")
 INSTRUMENT_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size", "min_qty", "max_qty", "min_notional",
                    "max_price", "market_band_bps")
+MARKET_KEYS = ("fees", "reference_price", "max_notional")  # funds-mode settings of an instrument
+LIST_SECTIONS = {"instruments": "symbol", "assets": "name"}  # arrays of tables, addressed by this key
+SECTIONS = ("journal", "accounts", "demo", "assets", "instruments")
+MAX_TIER = 255  # a fee tier travels in the command's u8 flags
+MAKER_BPS = (-1000, 1000)  # the engine's bounds (INVALID_FEES)
+TAKER_BPS = (0, 1000)
 
 
 class ConfigError(ValueError):
@@ -48,6 +62,33 @@ class DemoSettings:
     spread_ticks: int = field(default=20, metadata={"min": 1})
     summary_every: float = field(default=1.0, metadata={"min": 0.01})  # seconds
     mid: dict[str, str] = field(default_factory=dict)  # symbol -> reference price (decimal string)
+    funding: dict[str, str] = field(default_factory=dict)  # asset -> deposit per demo account (decimal)
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Defaults of the accounts the venue creates (demo accounts, `venue match --funds` accounts)."""
+
+    max_open_orders: int = field(default=1000, metadata={"min": 1})
+    tier: int = field(default=0, metadata={"min": 0, "max": MAX_TIER})
+
+
+@dataclass(frozen=True)
+class MarketSettings:
+    """An instrument's funds-mode settings, sent as SET_FEES / SET_LIMITS."""
+
+    base_per_lot: int
+    quote_per_tick_lot: int
+    fees: tuple[tuple[int, int, int], ...] = ()  # (tier, maker bps, taker bps), by tier
+    reference_price: str | None = None  # decimal, on the tick grid; None = none
+    reference_price_ticks: int = 0
+    max_notional: str | None = None  # decimal, in the quote asset; None = none
+    max_notional_units: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON-able values (what the journal's meta records as sent)."""
+        return {"fees": {str(t): [m, k] for t, m, k in self.fees}, "reference_price": self.reference_price,
+                "max_notional": self.max_notional}
 
 
 @dataclass(frozen=True)
@@ -56,9 +97,15 @@ class VenueConfig:
     demo: DemoSettings
     instruments: tuple[Instrument, ...]
     source: str = "<defaults>"  # the file it came from, for messages
+    assets: tuple[Asset, ...] = ()
+    accounts: AccountSettings = field(default_factory=AccountSettings)
+    markets: dict[str, MarketSettings] = field(default_factory=dict)  # by symbol
 
     def instrument(self, symbol: str) -> Instrument | None:
         return next((i for i in self.instruments if i.symbol == symbol), None)
+
+    def asset(self, name: str) -> Asset | None:
+        return next((a for a in self.assets if a.name == name), None)
 
 
 def find_config(explicit: str | Path | None) -> Path:
@@ -93,16 +140,19 @@ def parse_config(
     try:
         for override in overrides:
             apply_override(raw, override)
-        unknown = set(raw) - {"journal", "demo", "instruments"}
+        unknown = set(raw) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"unknown section {sorted(unknown)[0]}")
         journal = _build_section(JournalSettings, raw.get("journal", {}), "journal")
+        accounts = _build_section(AccountSettings, raw.get("accounts", {}), "accounts")
         demo = _build_section(DemoSettings, raw.get("demo", {}), "demo")
-        instruments = _build_instruments(raw.get("instruments", []))
+        assets = _build_assets(raw.get("assets", []))
+        instruments, markets = _build_instruments(raw.get("instruments", []), assets)
         _check_demo_mids(demo, instruments)
+        _check_demo_funding(demo, assets)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return VenueConfig(journal, demo, instruments, source)
+    return VenueConfig(journal, demo, instruments, source, assets, accounts, markets)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -114,24 +164,26 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         if isinstance(node, list):
-            node = _instrument_table(node, part)
+            node = _list_table(node, part, parts[0])
             continue
-        child = node.setdefault(part, [] if depth == 0 and part == "instruments" else {})
+        child = node.setdefault(part, [] if depth == 0 and part in LIST_SECTIONS else {})
         if not isinstance(child, dict | list):
             raise ConfigError(f"{'.'.join(parts[:depth + 1])} is a value, not a table (in {override!r})")
         node = child
     if isinstance(node, list):
-        raise ConfigError(f"override {override!r} must name an instrument field: instruments.SYMBOL.field")
+        key = LIST_SECTIONS.get(parts[0], "name").upper()
+        raise ConfigError(f"override {override!r} must name a field: {parts[0]}.{key}.field")
     node[parts[-1]] = value.strip()
 
 
-def _instrument_table(instruments: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    if name.isdigit() and int(name) < len(instruments):
-        return instruments[int(name)]
-    for table in instruments:
-        if table.get("symbol") == name:
+def _list_table(tables: list[dict[str, Any]], name: str, section: str) -> dict[str, Any]:
+    if name.isdigit() and int(name) < len(tables):
+        return tables[int(name)]
+    key = LIST_SECTIONS.get(section, "name")
+    for table in tables:
+        if table.get(key) == name:
             return table
-    raise ConfigError(f"no instrument {name} to override")
+    raise ConfigError(f"no {section.rstrip('s')} {name} to override")
 
 
 def _build_section(cls: type, table: object, where: str) -> Any:
@@ -199,28 +251,120 @@ def _check_bounds(value: Any, metadata: typing.Mapping[str, Any], key: str) -> N
         raise ConfigError(f"{key} must be <= {metadata['max']}, not {value!r}")
 
 
-def _build_instruments(tables: object) -> tuple[Instrument, ...]:
+def _build_assets(tables: object) -> tuple[Asset, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("assets must be an array of tables ([[assets]])")
+    assets: list[Asset] = []
+    for index, table in enumerate(tables):
+        where = f"assets.{table.get('name', index)}"
+        unknown = set(table) - {"name", "decimals"}
+        if unknown:
+            raise ConfigError(f"unknown setting {where}.{sorted(unknown)[0]}")
+        missing = [k for k in ("name", "decimals") if k not in table]
+        if missing:
+            raise ConfigError(f"{where} has no {missing[0]}")
+        try:
+            asset = Asset.define(table["name"], table["decimals"])
+        except InstrumentError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if any(a.name == asset.name for a in assets):
+            raise ConfigError(f"asset {asset.name} is defined twice")
+        assets.append(asset)
+    return tuple(assets)
+
+
+def _build_instruments(tables: object, assets: tuple[Asset, ...]
+                       ) -> tuple[tuple[Instrument, ...], dict[str, MarketSettings]]:
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError("instruments must be an array of tables ([[instruments]])")
     if not tables:
         raise ConfigError("no [[instruments]] defined")
     instruments: list[Instrument] = []
+    markets: dict[str, MarketSettings] = {}
     for index, table in enumerate(tables):
         where = f"instruments.{table.get('symbol', index)}"
-        unknown = set(table) - set(INSTRUMENT_KEYS)
+        unknown = set(table) - set(INSTRUMENT_KEYS) - set(MARKET_KEYS)
         if unknown:
             raise ConfigError(f"unknown setting {where}.{sorted(unknown)[0]}")
         missing = [k for k in ("symbol", "base", "quote", "tick_size", "lot_size") if k not in table]
         if missing:
             raise ConfigError(f"{where} has no {missing[0]}")
         try:
-            instrument = Instrument.define(**table)
+            instrument = Instrument.define(**{k: v for k, v in table.items() if k in INSTRUMENT_KEYS})
         except InstrumentError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if any(i.symbol == instrument.symbol for i in instruments):
             raise ConfigError(f"instrument {instrument.symbol} is defined twice")
         instruments.append(instrument)
-    return tuple(instruments)
+        markets[instrument.symbol] = _build_market(instrument, table, assets, where)
+    return tuple(instruments), markets
+
+
+def _build_market(instrument: Instrument, table: dict[str, Any], assets: tuple[Asset, ...],
+                  where: str) -> MarketSettings:
+    by_name = {a.name: a for a in assets}
+    for role in ("base", "quote"):
+        name = getattr(instrument, role)
+        if name not in by_name:
+            raise ConfigError(f"{where}: {role} asset {name} is not defined in [[assets]]")
+    base, quote = by_name[instrument.base], by_name[instrument.quote]
+    if base == quote:
+        raise ConfigError(f"{where}: base and quote must be different assets")
+    try:
+        base_per_lot, quote_per_tick_lot = multipliers(instrument, base, quote)
+    except InstrumentError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    fees = _build_fees(table.get("fees", {}), f"{where}.fees")
+    reference = table.get("reference_price")
+    reference_ticks = 0
+    if reference is not None:
+        try:
+            reference_ticks = instrument.to_ticks(parse_decimal(reference, "reference_price"), PRICE)
+        except EdgeReject as exc:
+            raise ConfigError(f"{where}.reference_price: {exc}") from None
+        if not 0 < reference_ticks <= instrument.max_price_ticks:
+            raise ConfigError(f"{where}.reference_price must be positive and at most max_price, "
+                              f"not {reference}")
+        reference = instrument.from_ticks(reference_ticks)
+    max_notional = table.get("max_notional")
+    max_notional_units = 0
+    if max_notional is not None:
+        try:
+            max_notional_units = quote.to_units(max_notional, "max_notional")
+        except EdgeReject as exc:
+            raise ConfigError(f"{where}.max_notional: {exc}") from None
+        if max_notional_units <= 0:
+            raise ConfigError(f"{where}.max_notional must be positive, not {max_notional}")
+        max_notional = quote.format(max_notional_units)
+    return MarketSettings(base_per_lot, quote_per_tick_lot, fees, reference, reference_ticks, max_notional,
+                          max_notional_units)
+
+
+def _build_fees(table: object, where: str) -> tuple[tuple[int, int, int], ...]:
+    """`fees.<tier> = { maker_bps = M, taker_bps = T }` -> ((tier, M, T), ...) sorted by tier."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of tiers: fees.0 = {{ maker_bps = 2, taker_bps = 5 }}")
+    fees = []
+    for tier_text, rates in table.items():
+        key = f"{where}.{tier_text}"
+        if not str(tier_text).isdigit() or int(tier_text) > MAX_TIER:
+            raise ConfigError(f"{key}: a fee tier is an integer in 0..{MAX_TIER}")
+        if not isinstance(rates, dict):
+            raise ConfigError(f"{key} must be a table {{ maker_bps = M, taker_bps = T }}")
+        unknown = set(rates) - {"maker_bps", "taker_bps"}
+        if unknown:
+            raise ConfigError(f"unknown setting {key}.{sorted(unknown)[0]}")
+        values = []
+        for name, (low, high) in (("maker_bps", MAKER_BPS), ("taker_bps", TAKER_BPS)):
+            if name not in rates:
+                raise ConfigError(f"{key} has no {name}")
+            value = _coerce(rates[name], int, f"{key}.{name}")
+            _check_bounds(value, {"min": low, "max": high}, f"{key}.{name}")
+            values.append(value)
+        if values[0] + values[1] < 0:
+            raise ConfigError(f"{key}: the maker rebate exceeds the taker fee (maker_bps + taker_bps < 0)")
+        fees.append((int(tier_text), values[0], values[1]))
+    return tuple(sorted(fees))
 
 
 def _check_demo_mids(demo: DemoSettings, instruments: tuple[Instrument, ...]) -> None:
@@ -235,6 +379,20 @@ def _check_demo_mids(demo: DemoSettings, instruments: tuple[Instrument, ...]) ->
             raise ConfigError(f"demo.mid.{symbol}: {exc}") from None
         if not demo.spread_ticks < ticks <= instrument.max_price_ticks - demo.spread_ticks:
             raise ConfigError(f"demo.mid.{symbol} {price} leaves no room for demo.spread_ticks around it")
+
+
+def _check_demo_funding(demo: DemoSettings, assets: tuple[Asset, ...]) -> None:
+    by_name = {a.name: a for a in assets}
+    for name, amount in demo.funding.items():
+        asset = by_name.get(name)
+        if asset is None:
+            raise ConfigError(f"demo.funding.{name}: no such asset in [[assets]]")
+        try:
+            units = asset.to_units(amount, f"demo.funding.{name}")
+        except EdgeReject as exc:
+            raise ConfigError(str(exc)) from None
+        if units <= 0:
+            raise ConfigError(f"demo.funding.{name} must be positive, not {amount}")
 
 
 def _deep_copy(value: Any) -> Any:

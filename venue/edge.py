@@ -15,6 +15,11 @@ quantities print with the instrument's tick / lot decimals (see venue.instrument
 absent where the engine has none (market orders). A trade's `side` is the aggressor's (taker's).
 A REJECTED event names the rejected `op` and echoes the request's own fields as sent (they may be
 what could not be parsed); the request's `type` is echoed as `order_type`.
+
+Funds mode (`Edge(funds=True)`): the money and admin ops of venue.money, which also decodes APPLIED
+and POSTING events. Customer accounts get integers from FIRST_CUSTOMER_ACCOUNT (16) on; the
+built-in accounts are named "@external", "@adjustments" and "@fees". `encode_records` creates an
+account (CREATE_ACCOUNT with the edge's defaults) in front of the first deposit or order naming it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 from core_cython.records import (
     COMMAND_DTYPE,
     EVENT_DTYPE,
+    FIRST_CUSTOMER_ACCOUNT,
     EventType,
     Flag,
     Op,
@@ -36,6 +42,7 @@ from core_cython.records import (
     Stp,
     Tif,
 )
+from venue.assets import AssetRegistry, funds_link
 from venue.instruments import (
     DISPLAY_QTY,
     PRICE,
@@ -47,6 +54,16 @@ from venue.instruments import (
     Instrument,
     InstrumentRegistry,
     parse_decimal,
+)
+from venue.money import (
+    BUILTIN_ACCOUNTS,
+    MONEY_FIELDS,
+    MONEY_OP_NAMES,
+    MONEY_OPS,
+    MoneyError,
+    decode_applied,
+    decode_posting,
+    encode_money,
 )
 
 OPERATOR = "operator"  # account 0: may cancel or replace any order
@@ -66,12 +83,14 @@ FIELDS_BY_OP: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optio
     "mass_cancel": (set(), {"account", "symbol", "ts"}),
     "instrument": ({"symbol", "base", "quote", "tick_size", "lot_size"},
                    {"min_qty", "max_qty", "min_notional", "max_price", "market_band_bps", "ts"}),
+    **MONEY_FIELDS,
 }
+DEFAULT_ACCOUNT = (1000, 0)  # (max open orders, fee tier) of an account the edge creates
 
 _EVENT_NAMES = {int(t): t.name.lower() for t in EventType}
 _REASON_NAMES = {int(r): r.name.lower() for r in Reason}
 _OP_NAMES = {int(Op.NEW): "new", int(Op.CANCEL): "cancel", int(Op.REPLACE): "replace",
-             int(Op.MASS_CANCEL): "mass_cancel", int(Op.ADD_INSTRUMENT): "instrument"}
+             int(Op.MASS_CANCEL): "mass_cancel", int(Op.ADD_INSTRUMENT): "instrument", **MONEY_OP_NAMES}
 _SIDE_NAMES = {int(Side.BUY): "buy", int(Side.SELL): "sell"}
 _F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
 _ZERO_COMMAND = dict.fromkeys(COMMAND_DTYPE.names, 0)
@@ -82,6 +101,9 @@ _LIMIT, _MARKET, _GTC, _STP_NONE = int(OrdType.LIMIT), int(OrdType.MARKET), int(
 _POST_ONLY, _MALFORMED = int(Flag.POST_ONLY), int(Reason.MALFORMED)
 _ACCEPTED, _REJECTED, _TRADE = int(EventType.ACCEPTED), int(EventType.REJECTED), int(EventType.TRADE)
 _CANCELLED, _EXPIRED = int(EventType.CANCELLED), int(EventType.EXPIRED)
+_APPLIED, _POSTING = int(EventType.APPLIED), int(EventType.POSTING)
+_CREATE_ACCOUNT, _DEPOSIT = int(Op.CREATE_ACCOUNT), int(Op.DEPOSIT)
+_C = {name: i for i, name in enumerate(COMMAND_DTYPE.names)}  # field index in a record tuple
 
 
 class RequestError(ValueError):
@@ -89,32 +111,43 @@ class RequestError(ValueError):
 
 
 class _Names:
-    """Strings <-> integers first, first + 1, ...; 0 is reserved and names `zero`."""
+    """Strings <-> integers first, first + 1, ...; 0 is reserved and names `zero`; `fixed` names
+    integers below first (built-in accounts)."""
 
-    def __init__(self, zero: str, first: int = 1) -> None:
+    def __init__(self, zero: str, first: int = 1, fixed: Mapping[str, int] | None = None) -> None:
         self._zero = zero
-        self._first = first
-        self._ids: dict[str, int] = {}
-        self._names: list[str] = []
+        self._ids: dict[str, int] = dict(fixed or {})
+        self._names: dict[int, str] = {number: name for name, number in self._ids.items()}
+        self._next = first
 
     def id(self, name: str) -> int:
         number = self._ids.get(name)
         if number is None:
-            number = self._ids[name] = self._first + len(self._names)
-            self._names.append(name)
+            number = self._ids[name] = self._next
+            self._names[number] = name
+            self._next += 1
         return number
+
+    def assign(self, name: str, number: int) -> None:
+        """Give name a known integer (e.g. read back from a journal); later names continue above it."""
+        if self._ids.get(name, number) != number or self._names.get(number, name) != name:
+            raise ValueError(f"{name} -> {number} conflicts with an existing name")
+        self._ids[name], self._names[number] = number, name
+        self._next = max(self._next, number + 1)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
 
     @property
     def next_number(self) -> int:
         """The integer the next new name will get."""
-        return self._first + len(self._names)
+        return self._next
 
     def name(self, number: int) -> str:
         if number == 0:
             return self._zero
-        index = number - self._first
         # An integer from before this edge existed (e.g. an earlier run's order) shows as itself.
-        return self._names[index] if 0 <= index < len(self._names) else str(number)
+        return self._names.get(number) or str(number)
 
 
 def _text(request: Mapping[str, Any], key: str) -> str:
@@ -128,12 +161,22 @@ def _text(request: Mapping[str, Any], key: str) -> str:
 
 
 class Edge:
-    def __init__(self, *, first_order_id: int = 1) -> None:
+    def __init__(self, *, first_order_id: int = 1, funds: bool = False,
+                 account_defaults: tuple[int, int] = DEFAULT_ACCOUNT) -> None:
         """first_order_id: the integer of the first new order id string; a process that resumes a
-        journal starts above every integer used before (e.g. at its last cmd seq + 1)."""
+        journal starts above every integer used before (e.g. at its last cmd seq + 1).
+        funds: the engine runs in funds mode; account_defaults = (max open orders, fee tier) of the
+        accounts encode_records creates."""
+        self.funds = funds
         self.instruments = InstrumentRegistry()
+        self.assets = AssetRegistry()
         self.orders = _Names("", max(1, first_order_id))
-        self.accounts = _Names(OPERATOR)
+        self.accounts = (_Names(OPERATOR, FIRST_CUSTOMER_ACCOUNT, BUILTIN_ACCOUNTS) if funds
+                         else _Names(OPERATOR))
+        self.withdrawals = _Names("")
+        self.tickets = _Names("")
+        self.account_defaults = account_defaults
+        self.known_accounts: set[int] = set()  # accounts that exist or whose CREATE_ACCOUNT is on its way
         self._order_symbol: dict[int, int] = {}  # order id -> symbol id, for replace conversions
         self._live: set[int] = set()  # order ids the events show live (keeps _order_symbol right)
 
@@ -157,6 +200,8 @@ class Edge:
         op = request.get("op")
         if op not in FIELDS_BY_OP or op == "instrument":
             raise RequestError(f"unknown op {op!r}" if op is not None else "missing field 'op'")
+        if op in MONEY_OPS and not self.funds:
+            raise RequestError(f"{op}: a funds-mode op (venue match --funds)")
         cmd = dict(_ZERO_COMMAND)  # field order = COMMAND_DTYPE order, so values() is the record
         if "ts" in request:
             ts = request["ts"]
@@ -179,9 +224,29 @@ class Edge:
             self._encode_cancel(cmd, request)
         elif op == "replace":
             self._encode_replace(cmd, request)
-        else:
+        elif op == "mass_cancel":
             self._encode_mass_cancel(cmd, request)
+        else:
+            try:
+                problem = encode_money(self, cmd, request, op)
+            except MoneyError as exc:
+                raise RequestError(f"{op}: {exc}") from None
         return tuple(cmd.values()), problem
+
+    def encode_records(self, request: Mapping[str, Any]
+                       ) -> tuple[list[tuple[tuple[int, ...], Mapping[str, Any]]], str | None]:
+        """encode_record(), preceded in funds mode by a CREATE_ACCOUNT (account defaults) when a deposit
+        or an order names an account the edge has not seen created; each record with its request."""
+        record, problem = self.encode_record(request)
+        account = record[_C["account"]]
+        if (not self.funds or record[_C["op"]] not in (_NEW, _DEPOSIT) or record[_C["reject"]]
+                or account < FIRST_CUSTOMER_ACCOUNT or account in self.known_accounts):
+            return [(record, request)], problem
+        create = dict(_ZERO_COMMAND, op=_CREATE_ACCOUNT, account=account, ts=record[_C["ts"]],
+                      qty=self.account_defaults[0], flags=self.account_defaults[1])
+        self.known_accounts.add(account)
+        auto = {"op": "create_account", "account": self.accounts.name(account)}
+        return [(tuple(create.values()), auto), (record, request)], problem
 
     def _encode_new(self, cmd: dict[str, int], request: Mapping[str, Any], missing: list[str],
                     unknown: list[str]) -> str | None:
@@ -288,9 +353,13 @@ class Edge:
             cmd["symbol"] = self._symbol_id(_text(request, "symbol"))
 
     def define_instrument(self, cmd: np.void, instrument: Instrument) -> int:
-        """Fill cmd as ADD_INSTRUMENT with the symbol's id (its existing one if already defined)."""
+        """Fill cmd as ADD_INSTRUMENT with the symbol's id (its existing one if already defined).
+
+        Funds mode: InstrumentError if its assets are not defined or its sizes are finer than theirs.
+        """
         symbol_id = self.instruments.id_of(instrument.symbol) or self.instruments.next_id()
-        instrument.fill_add_command(cmd, symbol_id)
+        link = funds_link(instrument, self.assets) if self.funds else None
+        instrument.fill_add_command(cmd, symbol_id, link)
         return symbol_id
 
     def instrument_added(self, instrument: Instrument) -> int:
@@ -318,6 +387,10 @@ class Edge:
                 self._forget(order_id)
             elif kind == _REJECTED and op == _NEW and order_id not in self._live:
                 self._order_symbol.pop(order_id, None)  # a tentative entry of a NEW that never lived
+        if self.funds:
+            failed = (events["type"] == _REJECTED) & (events["op"] == _CREATE_ACCOUNT) & (
+                events["reason"] != Reason.ACCOUNT_EXISTS)
+            self.known_accounts.difference_update(events["account"][failed].tolist())
 
     def _forget(self, order_id: int) -> None:
         self._live.discard(order_id)
@@ -330,6 +403,10 @@ class Edge:
         reason = event[_F["reason"]]
         if reason:
             out["reason"] = _REASON_NAMES.get(reason, str(reason))
+        if kind == _POSTING:
+            out.pop("reason", None)  # a posting's reason is its kind
+            out.update(decode_posting(self, event))
+            return out
         instrument = self.instruments.by_id(event[_F["symbol"]])
         if kind == EventType.REJECTED:
             out["op"] = _OP_NAMES.get(event[_F["op"]], str(event[_F["op"]]))
@@ -338,6 +415,9 @@ class Edge:
                     if key != "op":
                         out["order_type" if key == "type" else key] = value
                 return out
+        if kind == _APPLIED:
+            out.update(decode_applied(self, event, request))
+            return out
         symbol = instrument.symbol if instrument else str(event[_F["symbol"]])
         if kind == EventType.INSTRUMENT_ADDED or event[_F["op"]] == Op.ADD_INSTRUMENT:
             out["symbol"] = symbol

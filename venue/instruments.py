@@ -18,10 +18,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core_cython.records import Reason, set_instrument
+
+if TYPE_CHECKING:
+    from venue.assets import FundsLink
 
 INT64_MAX = 2**63 - 1
 ENGINE_PRODUCT_LIMIT = 2**62  # the engine refuses max_price x max_qty at or above this
@@ -300,11 +304,15 @@ class Instrument:
     def from_lots(self, lots: int) -> str:
         return from_units(lots, self.lot)
 
-    def fill_add_command(self, cmd: np.void | np.ndarray, symbol_id: int) -> None:
-        """Fill one command record as this instrument's ADD_INSTRUMENT."""
+    def fill_add_command(self, cmd: np.void | np.ndarray, symbol_id: int,
+                         funds: FundsLink | None = None) -> None:
+        """Fill one command record as this instrument's ADD_INSTRUMENT (with its assets in funds mode)."""
+        link = {} if funds is None else {
+            "base_asset": funds.base_asset, "quote_asset": funds.quote_asset,
+            "base_per_lot": funds.base_per_lot, "quote_per_tick_lot": funds.quote_per_tick_lot}
         set_instrument(cmd, symbol_id, max_price=self.max_price_ticks, min_qty=self.min_qty_lots,
                        max_qty=self.max_qty_lots, min_notional=self.min_notional_units,
-                       market_band_bps=self.market_band_bps)
+                       market_band_bps=self.market_band_bps, **link)
 
 
 class InstrumentRegistry:

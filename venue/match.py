@@ -1,4 +1,4 @@
-"""`venue match`: the engine alone (no journal, no funds) over a JSONL file of requests.
+"""`venue match`: the engine alone (no journal) over a JSONL file of requests.
 
 Input, one JSON object per line (see venue.edge for the fields of each op):
     {"op":"instrument","symbol":"BTC-USDT","base":"BTC","quote":"USDT","tick_size":"0.01","lot_size":"0.0001"}
@@ -10,17 +10,23 @@ Output: one JSON event per line, in event seq order. A line that cannot be used 
 stderr as `FILE:LINE: problem` and the run goes on; a NEW with an id still gets its REJECTED(MALFORMED)
 event. Requests go to Engine.process in batches; an instrument line ends the batch so that the
 orders after it are converted with the instrument the engine actually accepted.
+
+`--funds` runs the engine in funds mode: the config's [[assets]] are defined first (their APPLIED
+events open the output), then the input may also hold the money and admin ops of venue.money
+(deposit, withdraw_*, transfer, adjust, set_fees, ...). An account is created with the config's
+[accounts] defaults the first time a deposit or an order names it. Balance changes come out as
+`posting` events with decimal amounts.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -28,9 +34,13 @@ from core_cython.records import EVENT_DTYPE, EventType, new_commands
 from venue.edge import FIELDS_BY_OP, Edge, RequestError
 from venue.instruments import Instrument, InstrumentError
 
+if TYPE_CHECKING:
+    from venue.config import VenueConfig
+
 DEFAULT_BATCH = 4096
 EVENT_TYPE = EVENT_DTYPE.names.index("type")  # positions in an events.tolist() tuple
 EVENT_CMD_SEQ = EVENT_DTYPE.names.index("cmd_seq")
+_ECHO_REQUEST = (int(EventType.REJECTED), int(EventType.APPLIED))  # events decoded with their request
 
 
 class MatchError(Exception):
@@ -88,8 +98,9 @@ class Matcher:
         self.edge = edge or Edge()
         self.batch_size = batch_size
         self.stats = MatchStats()
-        self._cmds = new_commands(batch_size)
-        self._requests: list[dict[str, Any]] = []
+        # One spare slot: a request may bring two commands (an account's creation, then the request).
+        self._cmds = new_commands(batch_size + 1)
+        self._requests: list[Mapping[str, Any]] = []  # the request of each queued command
 
     def feed(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
         """Queue one request; returns (events of any batch this completed, a problem to report).
@@ -100,10 +111,11 @@ class Matcher:
             instrument = instrument_from_request(request)
             events = self.flush()
             return events + self._define(instrument, request), None
-        record, problem = self.edge.encode_record(request)
-        self._cmds[len(self._requests)] = record
-        self._requests.append(request)
-        events = self.flush() if len(self._requests) == self.batch_size else []
+        records, problem = self.edge.encode_records(request)
+        for record, origin in records:
+            self._cmds[len(self._requests)] = record
+            self._requests.append(origin)
+        events = self.flush() if len(self._requests) >= self.batch_size else []
         return events, problem
 
     def flush(self) -> list[dict[str, Any]]:
@@ -113,11 +125,11 @@ class Matcher:
             return []
         batch = self._cmds[:count]
         events = self._process(batch, self._requests)
-        self._cmds = new_commands(self.batch_size)
+        self._cmds = new_commands(self.batch_size + 1)
         self._requests = []
         return events
 
-    def _process(self, batch: np.ndarray, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _process(self, batch: np.ndarray, requests: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         self.engine.process(batch)
         raw = self.engine.events()
         self.stats.commands += len(batch)
@@ -127,13 +139,16 @@ class Matcher:
         out = []
         for event in raw.tolist():
             kind, cmd_seq = event[EVENT_TYPE], event[EVENT_CMD_SEQ]
-            request = requests[cmd_seq - first_seq] if kind == EventType.REJECTED else None
+            request = requests[cmd_seq - first_seq] if kind in _ECHO_REQUEST else None
             out.append(self.edge.decode(event, request))
         return out
 
     def _define(self, instrument: Instrument, request: dict[str, Any]) -> list[dict[str, Any]]:
         batch = new_commands(1)
-        self.edge.define_instrument(batch[0], instrument)
+        try:
+            self.edge.define_instrument(batch[0], instrument)
+        except InstrumentError as exc:  # funds mode: its assets are unknown or coarser than its grid
+            raise RequestError(f"instrument: {instrument.symbol}: {exc}") from None
         if "ts" in request and isinstance(request["ts"], int):
             batch[0]["ts"] = request["ts"]
         events = self._process(batch, [request])
@@ -170,12 +185,22 @@ def run_match(
     batch_size: int = DEFAULT_BATCH,
     errors: TextIO = sys.stderr,
     source: str = "<input>",
+    edge: Edge | None = None,
+    setup: Iterable[dict[str, Any]] = (),
 ) -> Matcher:
-    matcher = Matcher(engine, batch_size=batch_size)
+    """Match the lines; `setup` requests (e.g. the config's assets) go first, as if they opened the input."""
+    matcher = Matcher(engine, edge, batch_size=batch_size)
 
     def write(events: list[dict[str, Any]]) -> None:
         if events:
             out.write("".join(_ENCODER.encode(e) + "\n" for e in events))
+
+    for request in setup:
+        try:
+            events, _problem = matcher.feed(request)
+        except RequestError as exc:
+            raise MatchError(f"setup request {request}: {exc}") from None
+        write(events)
 
     for line_no, text in enumerate(lines, start=1):
         matcher.stats.lines = line_no
@@ -196,7 +221,14 @@ def run_match(
     return matcher
 
 
-def main(input_path: str, output_path: str | None, book_path: str | None, batch_size: int) -> int:
+def funds_setup(config: VenueConfig) -> tuple[Edge, list[dict[str, Any]]]:
+    """A funds-mode edge with the config's account defaults, and the config's assets as requests."""
+    edge = Edge(funds=True, account_defaults=(config.accounts.max_open_orders, config.accounts.tier))
+    return edge, [{"op": "asset", "name": a.name, "decimals": a.decimals} for a in config.assets]
+
+
+def main(input_path: str, output_path: str | None, book_path: str | None, batch_size: int, *,
+         funds: bool = False, config_path: str | None = None) -> int:
     """The `venue match` command; returns the exit status."""
     from core_cython.engine import Engine  # the compiled core: imported only when a run needs it
 
@@ -205,16 +237,23 @@ def main(input_path: str, output_path: str | None, book_path: str | None, batch_
     if input_path != "-" and not Path(input_path).is_file():
         problem = "is not a file" if Path(input_path).exists() else "not found"
         raise MatchError(f"input file {input_path} {problem}")
+    edge: Edge | None = None
+    setup: list[dict[str, Any]] = []
+    if funds:
+        from venue.config import load_config
+
+        edge, setup = funds_setup(load_config(config_path))
+    options: dict[str, Any] = {"batch_size": batch_size, "source": input_path, "edge": edge, "setup": setup}
     lines = read_lines(input_path)
     if output_path is None:
-        matcher = run_match(lines, sys.stdout, engine=Engine(), batch_size=batch_size, source=input_path)
+        matcher = run_match(lines, sys.stdout, engine=Engine(funds=funds), **options)
     else:
         try:
             out = open(output_path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise MatchError(f"cannot write {output_path}: {exc.strerror}") from None
         with out:
-            matcher = run_match(lines, out, engine=Engine(), batch_size=batch_size, source=input_path)
+            matcher = run_match(lines, out, engine=Engine(funds=funds), **options)
     if book_path is not None:
         try:
             Path(book_path).write_text(json.dumps(matcher.books(), indent=2) + "\n", encoding="utf-8")

@@ -1,7 +1,9 @@
-"""`venue run`: the journaled engine with a seeded demo order flow.
+"""`venue run`: the journaled engine, in funds mode, with a seeded demo order flow.
 
 The pieces compose so that later gateways can replace or join the demo:
-    open_venue(config)            -> JournaledEngine (recovered) + Edge with the instruments defined
+    open_venue(config)            -> JournaledEngine (recovered) + Edge with the assets, instruments,
+                                     fees and limits defined (venue.bootstrap)
+    open_accounts(...)            -> the demo accounts, created and funded once per journal
     StopSignal                    -> SIGINT/SIGTERM set a flag; the loop finishes its batch and exits
     run_flow(venue, source, ...)  -> submits request batches at a rate, prints trades and summaries
 The journal is flushed and closed on every exit path (normal end, signal, error).
@@ -22,18 +24,15 @@ from typing import Any, TextIO
 import numpy as np
 
 from core_cython.records import EventType, new_commands
+from venue.bootstrap import VenueError, apply_markets, define_assets, define_instruments, open_accounts
 from venue.config import ConfigError, VenueConfig, load_config
 from venue.demo import DemoFlow, demo_account
 from venue.edge import Edge, RequestError
-from venue.instruments import Instrument, InstrumentError
 
-META_INSTRUMENTS = "instruments"  # journal meta: {symbol id: {"name": symbol, ...definition}}
+__all__ = ["Venue", "VenueError", "main", "open_venue", "run_flow"]
+
 MAX_BATCH = 1024  # requests per group commit when unthrottled
 TICK_S = 0.01  # loop granularity when throttled: one batch per tick
-
-
-class VenueError(Exception):
-    """The journal and the configuration disagree (one line)."""
 
 
 @dataclass
@@ -86,64 +85,6 @@ class StopSignal:
 # ---------------------------------------------------------------------------- opening the venue
 
 
-def _stored_instruments(journal: Any) -> dict[int, dict[str, Any]]:
-    raw = journal.get_meta(META_INSTRUMENTS, {}) or {}
-    try:
-        return {int(symbol_id): dict(spec) for symbol_id, spec in raw.items()}
-    except (AttributeError, TypeError, ValueError):
-        raise VenueError(f"journal meta {META_INSTRUMENTS!r} is not a table of instruments") from None
-
-
-def _definition(instrument: Instrument) -> dict[str, Any]:
-    spec = instrument.describe()
-    return {"name": spec.pop("symbol"), **spec}
-
-
-def define_instruments(engine: Any, edge: Edge, instruments: tuple[Instrument, ...]) -> list[str]:
-    """Register the journal's instruments in the edge, add the configured ones that are new; returns
-    the symbols newly defined in the engine.
-
-    Symbol ids live in the journal's meta, so reordering the config never renumbers an instrument;
-    a configured instrument whose definition differs from the journaled one is an error (the engine
-    cannot redefine, and old integer prices would change meaning).
-    """
-    stored = _stored_instruments(engine.journal)
-    for symbol_id, spec in sorted(stored.items()):
-        fields = {k: v for k, v in spec.items() if k != "name"}
-        try:
-            edge.instruments.add(Instrument.define(spec.get("name"), **fields), symbol_id)
-        except (InstrumentError, TypeError) as exc:
-            raise VenueError(f"journal instrument {symbol_id} cannot be read back: {exc}") from None
-    engine_symbols = set(engine.engine.symbols())
-    changed = False
-    for instrument in instruments:
-        existing = edge.instruments.get(instrument.symbol)
-        if existing is None:
-            symbol_id = max([*stored, *engine_symbols, 0]) + 1
-            edge.instruments.add(instrument, symbol_id)
-            stored[symbol_id] = _definition(instrument)
-            changed = True
-        elif _definition(existing) != _definition(instrument):
-            journaled, configured = _definition(existing), _definition(instrument)
-            key = next(k for k in configured if configured[k] != journaled.get(k))
-            raise VenueError(f"instrument {instrument.symbol}: config has {key} {configured[key]}, the "
-                             f"journal {journaled.get(key)}; a defined instrument cannot change")
-    if changed:  # recorded before the engine sees the definitions: a crash in between is re-done below
-        engine.journal.set_meta(META_INSTRUMENTS, {str(k): v for k, v in sorted(stored.items())})
-    missing = [(symbol_id, i) for symbol_id, i in edge.instruments if symbol_id not in engine_symbols]
-    if not missing:
-        return []
-    cmds = new_commands(len(missing))
-    for cmd, (symbol_id, instrument) in zip(cmds, missing, strict=True):
-        instrument.fill_add_command(cmd, symbol_id)
-    events = engine.submit(cmds, time.time_ns())
-    added = set(events["symbol"][events["type"] == EventType.INSTRUMENT_ADDED].tolist())
-    refused = [i.symbol for symbol_id, i in missing if symbol_id not in added]
-    if refused:
-        raise VenueError(f"the engine refused the definition of {', '.join(refused)}")
-    return [i.symbol for _, i in missing]
-
-
 @contextmanager
 def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue]:
     """The recovered journaled engine and an edge that knows its instruments; flushed and closed after."""
@@ -151,12 +92,16 @@ def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue
 
     settings = config.journal
     engine = JournaledEngine.open(settings.path, durability=settings.durability,  # type: ignore[arg-type]
-                                  snapshot_every_events=settings.snapshot_interval, progress=progress)
+                                  snapshot_every_events=settings.snapshot_interval, progress=progress,
+                                  funds=True)
     try:
         recovered_at = (engine.last_cmd_seq, engine.last_event_seq)
         # Every integer order id used so far is <= the last cmd seq (one new id per command at most).
-        edge = Edge(first_order_id=engine.last_cmd_seq + 1)
+        edge = Edge(first_order_id=engine.last_cmd_seq + 1, funds=True,
+                    account_defaults=(config.accounts.max_open_orders, config.accounts.tier))
+        define_assets(engine, edge, config.assets)
         defined = define_instruments(engine, edge, config.instruments)
+        apply_markets(engine, edge, config.markets)
         yield Venue(engine, edge, config, recovered_at, defined)
         engine.flush()
     finally:
@@ -181,16 +126,17 @@ def format_summary(venue: Venue, stats: FlowStats) -> str:
 
 def submit_requests(venue: Venue, requests: list[dict[str, Any]]) -> np.ndarray:
     """One group commit of requests; unusable ones are reported on stderr and skipped."""
-    cmds = new_commands(len(requests))
+    cmds = new_commands(2 * len(requests))  # a request may bring its account's creation along
     count = 0
     for request in requests:
         try:
-            record, _problem = venue.edge.encode_record(request)
+            records, _problem = venue.edge.encode_records(request)
         except RequestError as exc:
             print(f"venue run: skipped request {request}: {exc}", file=sys.stderr)
             continue
-        cmds[count] = record
-        count += 1
+        for record, _origin in records:
+            cmds[count] = record
+            count += 1
     events = venue.engine.submit(cmds[:count], time.time_ns())
     venue.edge.observe(events)
     return events
@@ -263,8 +209,9 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     demo = config.demo
     stop = StopSignal()
     with stop.installed(), open_venue(config, progress=sys.stderr.isatty()) as venue:
-        for n in range(1, demo.accounts + 1):  # demo accounts get ids 1..N, stable across runs
-            venue.edge.accounts.id(demo_account(n))
+        # Demo account ids are kept in the journal's meta: stable across runs.
+        names = [demo_account(n) for n in range(1, demo.accounts + 1)]
+        created = open_accounts(venue.engine, venue.edge, names, config.accounts, demo.funding)
         try:
             # Order "d<n>" gets engine id n: the demo's names match the journal's integers.
             flow = DemoFlow(demo, list(config.instruments), first_order=venue.edge.orders.next_number)
@@ -275,6 +222,10 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(f"venue run: journal {config.journal.path} ({config.journal.durability}) recovered at cmd seq "
               f"{venue.recovered_at[0]:,}, event seq {venue.recovered_at[1]:,}; instruments {symbols}{new}",
               file=out, flush=True)
+        if created:
+            funding = ", ".join(f"{amount} {asset}" for asset, amount in demo.funding.items()) or "nothing"
+            print(f"venue run: created {', '.join(created)}, each funded with {funding}", file=out,
+                  flush=True)
         stats = run_flow(venue, flow.requests, stop, duration=demo.duration, max_requests=demo.orders,
                          rate=demo.rate, summary_every=demo.summary_every, out=out,
                          print_trades=not args.quiet)
