@@ -897,8 +897,7 @@ cdef class Engine:
                          0, 0, P_HOLD if delta > 0 else P_RELEASE)
         o.held = new_hold
         o.hold_per_lot = per_lot
-        if o.side == SIDE_BUY:
-            o.hold_price = o.price
+        o.hold_price = o.price   # a replaced order is a resting limit: its hold price is its price
 
     cdef void _settle(self, Order* t, Order* m, int64_t price, int64_t q, uint64_t cause) noexcept nogil:
         """The postings of one trade (README "Settlement")."""

@@ -2,7 +2,7 @@
 
 check_ledger() verifies the five ledger invariants of core_cython/README.md ("Funds mode") from an
 engine's final state and its whole event history; statement() lists one account's postings. Both
-stream: they read the batches one at a time and keep only per-account balances and per-order state,
+stream: they read the batches one at a time and keep only per-account balances and per-asset totals,
 so a journal's history need not fit in memory. `venue ledger check` and the tests share them.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from core_cython.records import AccountType, EventType, PostingKind, Side
 
 MAX_REPORTED = 20  # violations listed per invariant; the rest are counted
-
+CHUNK_EVENTS = 65_536  # small batches are joined up to this size: numpy work per call has a fixed cost
 
 
 class FundsState(Protocol):
@@ -77,7 +77,8 @@ class _History:
         rows = np.empty(len(postings), dtype=_POSTING_FIELDS)
         for name in _POSTING_FIELDS.names or ():
             rows[name] = postings[name]
-        types = np.array([self.types.get(a, 0) for a in rows["account"].tolist()], dtype=np.int64)
+        accounts, index = np.unique(rows["account"], return_inverse=True)
+        types = np.array([self.types.get(a, 0) for a in accounts.tolist()], dtype=np.int64)[index]
         self._check_signs(rows, types)
         self._replay(rows)
         self._add_flows(rows, types)
@@ -103,17 +104,17 @@ class _History:
         """Invariant 2 after every posting: customer and fee balances never negative; system
         accounts only use available."""
         for row in rows[types == 0]:
-            self.problems.add("2 (accounts)", f"posting seq {row['seq']} names unknown account "
+            self.problems.add("2 (balances)", f"posting seq {row['seq']} names unknown account "
                                               f"{row['account']}")
         owned = (types == AccountType.CUSTOMER) | (types == AccountType.FEE)
         negative = owned & ((rows["leaves"] < 0) | (rows["filled"] < 0))
         for row in rows[negative]:
-            self.problems.add("2 (no negative balance)",
+            self.problems.add("2 (balances)",
                               f"posting seq {row['seq']} leaves account {row['account']} asset "
                               f"{row['symbol']} at available {row['leaves']}, held {row['filled']}")
         system_held = (types == AccountType.SYSTEM) & ((rows["qty"] != 0) | (rows["filled"] != 0))
         for row in rows[system_held]:
-            self.problems.add("2 (no negative balance)",
+            self.problems.add("2 (balances)",
                               f"posting seq {row['seq']} moves held of system account {row['account']}")
 
     def _replay(self, rows: np.ndarray) -> None:
@@ -190,7 +191,7 @@ def check_ledger(engine: FundsState, event_batches: Iterable[np.ndarray]) -> lis
     accounts = engine.accounts()
     types = {int(a): int(info["type"]) for a, info in accounts.items()}
     history = _History(types, problems)
-    for events in event_batches:
+    for events in _chunks(event_batches):
         history.feed(events)
     history.finish()
     if history.next_seq - 1 != engine.last_event_seq:
@@ -210,16 +211,30 @@ def check_ledger(engine: FundsState, event_batches: Iterable[np.ndarray]) -> lis
     return problems.result()
 
 
+def _chunks(event_batches: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    """The same events in batches of at least CHUNK_EVENTS (but the last)."""
+    pending: list[np.ndarray] = []
+    size = 0
+    for events in event_batches:
+        pending.append(events)
+        size += len(events)
+        if size >= CHUNK_EVENTS:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending, size = [], 0
+    if pending:
+        yield np.concatenate(pending)
+
+
 def _check_final_signs(balances: Mapping[tuple[int, int], tuple[int, int]], types: Mapping[int, int],
                        problems: _Problems) -> None:
     for (acct, asset), (avail, held) in sorted(balances.items()):
         kind = types.get(acct)
         if kind is None:
-            problems.add("2 (accounts)", f"balance of unknown account {acct} asset {asset}")
+            problems.add("2 (balances)", f"balance of unknown account {acct} asset {asset}")
         elif kind == AccountType.SYSTEM and held != 0:
-            problems.add("2 (no negative balance)", f"system account {acct} asset {asset} holds {held}")
+            problems.add("2 (balances)", f"system account {acct} asset {asset} holds {held}")
         elif kind != AccountType.SYSTEM and (avail < 0 or held < 0):
-            problems.add("2 (no negative balance)",
+            problems.add("2 (balances)",
                          f"account {acct} asset {asset}: available {avail}, held {held}")
 
 

@@ -62,9 +62,9 @@ Engine = engine_mod.Engine
 
 EXAMPLES = int(os.environ.get("ENGINE_PROP_EXAMPLES", "150"))
 # The reference's FOK simulation copies the whole engine: keep the default counts modest.
-PROPS = settings(max_examples=max(10, EXAMPLES * 2 // 5), deadline=None,
+PROPS = settings(max_examples=max(10, EXAMPLES * 2 // 3), deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-ENGINE_ONLY = settings(PROPS, max_examples=max(10, EXAMPLES // 5))
+ENGINE_ONLY = settings(PROPS, max_examples=max(10, EXAMPLES // 3))
 
 BTC, USD, ETH = 1, 2, 3  # asset ids
 CUSTOMERS = (16, 17, 18)
@@ -256,7 +256,7 @@ def test_funds_engine_matches_reference(data: st.DataObject) -> None:
     assert check_ledger(ref, [events_to_array(want)]) == []
 
 
-@settings(PROPS, max_examples=max(5, EXAMPLES // 15),
+@settings(PROPS, max_examples=max(5, EXAMPLES // 10),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.large_base_example])
 @given(data=st.data())
