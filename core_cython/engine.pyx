@@ -74,24 +74,24 @@ cdef struct Order:
     int64_t visible        # matchable now (icebergs: <= display)
     int64_t display        # iceberg display quantity; 0 = plain order
     int64_t stop_price
+    # funds mode (README "Holds"): held = hold_per_lot x leaves of the quote (buy) or base (sell) asset
+    int64_t held
+    int64_t hold_per_lot
+    int64_t hold_price     # the price the hold covers (caps a funded market buy's execution)
+    int32_t maker_bps      # fee rates fixed at acceptance
+    int32_t taker_bps
+    uint32_t acct          # ledger account index
     uint32_t symbol
     uint32_t prev          # level queue (or free list via next)
     uint32_t next
     uint32_t gprev         # acceptance-order list of live orders
     uint32_t gnext
-    uint8_t side
+    uint8_t side           # the small fields last: 144 bytes in all, no padding inside
     uint8_t ord_type
     uint8_t tif
     uint8_t stp
     uint8_t flags
     uint8_t state
-    # funds mode (README "Holds"): held = hold_per_lot x leaves of the quote (buy) or base (sell) asset
-    int64_t held
-    int64_t hold_per_lot
-    int64_t hold_price     # buys: the price the hold covers (caps a market buy's execution)
-    int32_t maker_bps      # fee rates fixed at acceptance
-    int32_t taker_bps
-    uint32_t acct          # ledger account index
 
 
 cdef struct Level:
@@ -252,7 +252,6 @@ cdef class Engine:
     cdef readonly bint funds  # accounts, holds, settlement and pre-trade risk (README "Funds mode")
     cdef Ledger ledger
     cdef vector[Account]* accts               # = &ledger.accounts, reachable without the GIL
-    cdef vector[vector[Balance]]* bals        # = &ledger.balances
     cdef unordered_map[uint32_t, FeeRates] fees   # key: symbol << 8 | tier
 
     def __cinit__(self, uint32_t initial_orders=1024, size_t initial_events=4096, bint funds=False):
@@ -283,7 +282,6 @@ cdef class Engine:
         self.funds = funds
         self.ledger = Ledger()  # empty and unused in core mode
         self.accts = &self.ledger.accounts
-        self.bals = &self.ledger.balances
 
     def __dealloc__(self):
         free(self.orders)
@@ -856,8 +854,8 @@ cdef class Engine:
         if hold >= HOLD_LIMIT:
             return R_NOTIONAL_ABOVE_MAX
         plan.hold = <int64_t>hold
-        if plan.hold > self.bals[0][plan.acct][
-                ins.quote_asset if c.side == SIDE_BUY else ins.base_asset].avail:
+        if plan.hold > self.ledger.balance(plan.acct, ins.quote_asset if c.side == SIDE_BUY
+                                           else ins.base_asset).avail:
             return R_INSUFFICIENT_FUNDS
         return R_NONE
 
@@ -886,7 +884,7 @@ cdef class Engine:
         if hold >= HOLD_LIMIT:
             return R_NOTIONAL_ABOVE_MAX
         new_hold[0] = <int64_t>hold
-        if new_hold[0] - o.held > self.bals[0][o.acct][self._hold_asset(o)].avail:
+        if new_hold[0] - o.held > self.ledger.balance(o.acct, self._hold_asset(o)).avail:
             return R_INSUFFICIENT_FUNDS
         return R_NONE
 
@@ -926,7 +924,7 @@ cdef class Engine:
         self.ledger.post(&self.log, s.acct, ins.base_asset, 0, -base, s.id, cause, b.account, 0, P_TRADE)
         self.ledger.post(&self.log, s.acct, ins.quote_asset, notional - fee_s, 0, s.id, cause, b.account,
                          fee_s, P_TRADE)
-        self.ledger.post(&self.log, self.ledger.find(ACCOUNT_FEES), ins.quote_asset, fee_b + fee_s, 0, 0,
+        self.ledger.post(&self.log, self.ledger.fees_idx, ins.quote_asset, fee_b + fee_s, 0, 0,
                          cause, 0, 0, P_FEE)
 
     cdef void _on_funds_command(self, const Command* c) noexcept nogil:
@@ -1277,6 +1275,7 @@ cdef class Engine:
     # ------------------------------------------------------------------ funds-mode inspection
 
     cdef int _need_funds(self) except -1:
+        self._check_idle()
         if not self.funds:
             raise RuntimeError("this engine runs in core mode (Engine(funds=True) has accounts)")
         return 0
@@ -1305,6 +1304,7 @@ cdef class Engine:
         return self.ledger.pending_withdrawals()
 
     def instrument(self, uint32_t symbol) -> dict:
+        self._check_idle()
         if not self._known_symbol(symbol):
             raise KeyError(symbol)
         cdef Instrument* ins = &self.instruments[symbol]
@@ -1326,14 +1326,17 @@ cdef class Engine:
         return (rates.maker_bps, rates.taker_bps)
 
     def live_orders(self) -> int:
+        self._check_idle()
         return self.n_live
 
     def last_price(self, uint32_t symbol) -> int:
+        self._check_idle()
         if not self._known_symbol(symbol):
             raise KeyError(symbol)
         return self.instruments[symbol].last_price
 
     def symbols(self) -> list:
+        self._check_idle()
         return [s for s in range(1, self.instruments.size()) if self.instruments[s].defined]
 
     def _order_dict(self, uint32_t idx) -> dict:
@@ -1350,6 +1353,7 @@ cdef class Engine:
 
     def open_orders(self) -> list:
         """Every live order (resting or pending stop), in acceptance order."""
+        self._check_idle()
         cdef uint32_t m = self.ghead
         out = []
         while m != NIL:
@@ -1358,6 +1362,7 @@ cdef class Engine:
         return out
 
     def order(self, uint64_t order_id):
+        self._check_idle()
         cdef unordered_map[uint64_t, uint32_t].iterator it = self.ids.find(order_id)
         if it == self.ids.end():
             return None
@@ -1378,6 +1383,7 @@ cdef class Engine:
         return out
 
     def book(self, uint32_t symbol) -> dict:
+        self._check_idle()
         if not self._known_symbol(symbol):
             raise KeyError(symbol)
         return {"bids": self._levels(&self.bids[symbol], True),
@@ -1385,6 +1391,7 @@ cdef class Engine:
 
     def stop_orders(self, uint32_t symbol) -> list:
         """Pending stops of a symbol, in acceptance order."""
+        self._check_idle()
         cdef uint32_t m = self.ghead
         out = []
         while m != NIL:
@@ -1524,6 +1531,8 @@ cdef class Engine:
         cdef uint32_t n_fees
         cdef uint32_t fkey
         cdef FeeRates rates
+        cdef uint32_t status
+        cdef uint64_t prev_accept = 0
         if r.u32() != 0x504E5356 or r.u32() != SNAPSHOT_VERSION:
             raise ValueError("not an engine snapshot of this version")
         if r.u32() != self.funds:
@@ -1550,7 +1559,10 @@ cdef class Engine:
             ins.max_notional = r.i64()
             ins.base_asset = r.u32()
             ins.quote_asset = r.u32()
-            ins.status = <uint8_t>r.u32()
+            status = r.u32()
+            if status > TRADING_HALTED:
+                raise ValueError("snapshot: invalid trading status")
+            ins.status = <uint8_t>status
             if not _valid_instrument(&ins) or (sym < self.instruments.size()
                                                and self.instruments[sym].defined):
                 raise ValueError("snapshot: invalid or repeated instrument")
@@ -1591,8 +1603,8 @@ cdef class Engine:
             o.stp = r.u8()
             o.flags = r.u8()
             o.state = r.u8()
-            r.u8()
-            r.u8()
+            if r.u8() != 0 or r.u8() != 0:
+                raise ValueError("snapshot: non-zero padding")
             o.held = r.i64()
             o.hold_per_lot = r.i64()
             o.hold_price = r.i64()
@@ -1600,8 +1612,9 @@ cdef class Engine:
             o.taker_bps = <int32_t>r.u32()
             o.prev = NIL
             o.next = NIL
-            if not self._valid_restored_order(o) or self.ids.count(o.id):
+            if not self._valid_restored_order(o) or self.ids.count(o.id) or o.accept_seq <= prev_accept:
                 raise ValueError("snapshot: inconsistent order")
+            prev_accept = o.accept_seq  # acceptance order: stop keys and priority depend on it
             if self.funds:
                 o.acct = self.ledger.find(o.account)
                 if not self._valid_restored_hold(o):
@@ -1658,11 +1671,23 @@ cdef class Engine:
         cdef Instrument* ins = &self.instruments[o.symbol]
         if o.acct == ACCT_NONE or self.accts[0][o.acct].type != ACCT_CUSTOMER:
             return False
-        if not (-1000 <= o.maker_bps <= 1000 and 0 <= o.taker_bps <= 1000) or o.hold_per_lot <= 0:
+        cdef FeeRates rates
+        cdef int64_t price
+        cdef int64_t per_lot
+        cdef int64_t d
+        if not (-1000 <= o.maker_bps <= 1000 and 0 <= o.taker_bps <= 1000):
             return False
-        if o.side == SIDE_SELL and o.hold_per_lot != ins.base_per_lot:
+        # The hold price and per-lot hold follow from the order (README "Holds"): recompute them.
+        if o.ord_type == TYPE_LIMIT:
+            price = o.price
+        else:  # only a pending stop market can be live
+            d = band_delta(o.stop_price, ins.band_bps)
+            price = o.stop_price + d if o.side == SIDE_BUY else (o.stop_price - d if o.stop_price - d > 1 else 1)
+        rates.maker_bps = o.maker_bps
+        rates.taker_bps = o.taker_bps
+        if o.hold_price != price or not self._hold_per_lot(ins, o.side, price, &rates, &per_lot):
             return False
-        return <qty_sum>o.hold_per_lot * o.leaves == o.held
+        return o.hold_per_lot == per_lot and <qty_sum>o.hold_per_lot * o.leaves == o.held
 
     cdef void _check_restored_holds(self) except *:
         """Each account's held balance = its orders' holds + its pending withdrawals."""
@@ -1677,9 +1702,10 @@ cdef class Engine:
         for wid, (account, asset, amount) in self.ledger.pending_withdrawals().items():
             key = (self.ledger.find(account), asset)
             want[key] = want.get(key, 0) + amount
+        assets = self.ledger.all_assets()
         for acct in range(self.accts.size()):
-            for asset in range(self.ledger.n_slots):
-                if self.bals[0][acct][asset].held != want.get((acct, asset), 0):
+            for asset in assets:
+                if self.ledger.balance(acct, asset).held != want.get((acct, asset), 0):
                     raise ValueError("snapshot: held balances do not match the holds of orders and withdrawals")
 
     cdef bint _valid_restored_order(self, Order* o):
@@ -1691,10 +1717,16 @@ cdef class Engine:
             return False
         if o.flags & ~FLAG_POST_ONLY or o.leaves <= 0 or o.filled < 0 or o.display < 0:
             return False
-        if o.qty != o.leaves + o.filled or o.qty > self.instruments[o.symbol].max_qty:
+        if (o.qty != o.leaves + o.filled or o.qty > self.instruments[o.symbol].max_qty
+                or o.qty < self.instruments[o.symbol].min_qty):
             return False
         if o.state == ST_STOP:
-            return 0 < o.stop_price <= self.instruments[o.symbol].max_price
+            # As NEW accepts one (rules 6-9): no iceberg or post-only, a limit's price in range,
+            # a market's price 0.
+            return (0 < o.stop_price <= self.instruments[o.symbol].max_price
+                    and o.display == 0 and o.visible == 0 and o.flags == 0
+                    and (0 < o.price <= self.instruments[o.symbol].max_price if o.ord_type == TYPE_LIMIT
+                         else o.price == 0 and o.tif != TIF_GTC))
         # A resting order is a GTC limit with a visible slice.
         return (o.state == ST_RESTING and o.ord_type == TYPE_LIMIT and o.tif == TIF_GTC
                 and 0 < o.price <= self.instruments[o.symbol].max_price

@@ -38,11 +38,15 @@ ctypedef pair[int64_t, int64_t] RefHash
 cdef class Ledger:
     cdef vector[Account] accounts                  # by account index (creation order)
     cdef unordered_map[uint64_t, uint32_t] index   # account id -> index
-    cdef vector[vector[Balance]] balances          # [account index][asset id]
-    cdef vector[int] decimals                      # [asset id]; -1 = no such asset
+    cdef vector[vector[Balance]] balances          # [account index][asset slot]
+    cdef vector[int] slot_of                       # [asset id] -> slot (creation order); -1 = no asset
+    cdef vector[uint32_t] asset_ids                # [slot] -> asset id
+    cdef vector[int] decimals                      # [slot]
     cdef cmap[uint64_t, Withdrawal] withdrawals    # pending, by withdrawal id
     cdef cset[RefHash] deposit_refs                # every deposit ref ever credited
-    cdef uint32_t n_slots                          # balance slots per account: max asset id + 1
+    cdef uint32_t external_idx                     # indices of the built-in accounts
+    cdef uint32_t adjustments_idx
+    cdef readonly uint32_t fees_idx
 
     cdef uint32_t find(self, uint64_t account) noexcept nogil
     cdef bint asset_exists(self, uint32_t asset) noexcept nogil
@@ -53,6 +57,8 @@ cdef class Ledger:
     cdef uint8_t _check_account(self, uint64_t account, bint fee_ok, uint32_t* acct) noexcept nogil
     cdef uint32_t _add_account(self, uint64_t id, uint64_t owner, uint8_t type, uint8_t tier,
                                uint32_t max_open) noexcept nogil
+    cdef void _add_asset(self, uint32_t asset, int decimals) noexcept nogil
     cdef int64_t supply(self, uint32_t asset) noexcept nogil
+    cdef list sorted_assets(self)
     cdef bytes serialize(self)
     cdef void restore(self, Reader r) except *

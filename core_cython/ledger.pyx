@@ -32,11 +32,10 @@ cdef const int64_t MAX_OPEN_LIMIT = 0xFFFFFFFF
 cdef class Ledger:
 
     def __cinit__(self):
-        self.decimals.resize(MAX_ASSET + 1, -1)
-        self.n_slots = 1
-        self._add_account(ACCOUNT_EXTERNAL, 0, ACCT_SYSTEM, 0, 0)
-        self._add_account(ACCOUNT_ADJUSTMENTS, 0, ACCT_SYSTEM, 0, 0)
-        self._add_account(ACCOUNT_FEES, 0, ACCT_FEE, 0, 0)
+        self.slot_of.resize(MAX_ASSET + 1, -1)
+        self.external_idx = self._add_account(ACCOUNT_EXTERNAL, 0, ACCT_SYSTEM, 0, 0)
+        self.adjustments_idx = self._add_account(ACCOUNT_ADJUSTMENTS, 0, ACCT_SYSTEM, 0, 0)
+        self.fees_idx = self._add_account(ACCOUNT_FEES, 0, ACCT_FEE, 0, 0)
 
     # ------------------------------------------------------------------ lookups
 
@@ -47,15 +46,28 @@ cdef class Ledger:
         return deref(it).second
 
     cdef bint asset_exists(self, uint32_t asset) noexcept nogil:
-        return 0 < asset <= MAX_ASSET and self.decimals[asset] >= 0
+        return 0 < asset <= MAX_ASSET and self.slot_of[asset] >= 0
 
     cdef Balance* balance(self, uint32_t acct, uint32_t asset) noexcept nogil:
-        return &self.balances[acct][asset]
+        """The balance of an existing account in an existing asset."""
+        return &self.balances[acct][self.slot_of[asset]]
 
     cdef int64_t supply(self, uint32_t asset) noexcept nogil:
         """What customer and fee accounts hold: the negative of the two contra accounts."""
-        return -(self.balances[self.find(ACCOUNT_EXTERNAL)][asset].avail
-                 + self.balances[self.find(ACCOUNT_ADJUSTMENTS)][asset].avail)
+        return -(self.balance(self.external_idx, asset).avail + self.balance(self.adjustments_idx, asset).avail)
+
+    cdef void _add_asset(self, uint32_t asset, int decimals) noexcept nogil:
+        """A new balance slot in every account (slots stay dense: one per asset that exists)."""
+        cdef size_t acct
+        self.slot_of[asset] = <int>self.asset_ids.size()
+        self.asset_ids.push_back(asset)
+        self.decimals.push_back(decimals)
+        for acct in range(self.balances.size()):
+            self.balances[acct].resize(self.asset_ids.size())
+
+    cdef list sorted_assets(self):
+        """(asset id, slot) in asset id order: canonical order for snapshots and inspection."""
+        return sorted((self.asset_ids[k], k) for k in range(self.asset_ids.size()))
 
     cdef uint32_t _add_account(self, uint64_t id, uint64_t owner, uint8_t type, uint8_t tier,
                                uint32_t max_open) noexcept nogil:
@@ -70,7 +82,7 @@ cdef class Ledger:
         a.status = ACCT_ACTIVE
         self.accounts.push_back(a)
         self.balances.resize(idx + 1)
-        self.balances[idx].resize(self.n_slots)
+        self.balances[idx].resize(self.asset_ids.size())
         self.index[id] = idx
         return idx
 
@@ -82,7 +94,7 @@ cdef class Ledger:
         cdef Event* e
         if d_avail == 0 and d_held == 0:
             return
-        b = &self.balances[acct][asset]
+        b = self.balance(acct, asset)
         b.avail += d_avail
         b.held += d_held
         e = log_emit(log, EV_POSTING, kind)
@@ -117,15 +129,12 @@ cdef class Ledger:
         cdef uint64_t cause
         cdef Event* e
         cdef Withdrawal w
+        cdef int64_t adj
         cdef cmap[uint64_t, Withdrawal].iterator wit
         if op == OP_ADD_ASSET:
-            if c.asset == 0 or c.asset > MAX_ASSET or self.decimals[c.asset] >= 0 or c.qty < 0 or c.qty > 18:
+            if c.asset == 0 or c.asset > MAX_ASSET or self.slot_of[c.asset] >= 0 or c.qty < 0 or c.qty > 18:
                 return R_INVALID_ASSET
-            self.decimals[c.asset] = <int>c.qty
-            if c.asset + 1 > self.n_slots:
-                self.n_slots = c.asset + 1
-                for acct in range(self.balances.size()):
-                    self.balances[acct].resize(self.n_slots)
+            self._add_asset(c.asset, <int>c.qty)
             log_applied(log, c)
             return R_NONE
         if op == OP_CREATE_ACCOUNT:
@@ -153,7 +162,7 @@ cdef class Ledger:
             if op == OP_WITHDRAW_SETTLE:
                 self.post(log, w.acct, w.asset, 0, -w.amount, c.order_id, cause, ACCOUNT_EXTERNAL, 0,
                           P_WITHDRAWAL)
-                self.post(log, self.find(ACCOUNT_EXTERNAL), w.asset, w.amount, 0, c.order_id, cause,
+                self.post(log, self.external_idx, w.asset, w.amount, 0, c.order_id, cause,
                           self.accounts[w.acct].id, 0, P_WITHDRAWAL)
             else:
                 self.post(log, w.acct, w.asset, w.amount, -w.amount, c.order_id, cause, 0, 0,
@@ -198,7 +207,7 @@ cdef class Ledger:
             self.deposit_refs.insert(RefHash(c.aux1, c.aux2))
             cause = log_applied(log, c).seq
             self.post(log, acct, c.asset, c.qty, 0, 0, cause, ACCOUNT_EXTERNAL, 0, P_DEPOSIT)
-            self.post(log, self.find(ACCOUNT_EXTERNAL), c.asset, -c.qty, 0, 0, cause, c.account, 0,
+            self.post(log, self.external_idx, c.asset, -c.qty, 0, 0, cause, c.account, 0,
                       P_DEPOSIT)
             return R_NONE
         if op == OP_WITHDRAW_HOLD:
@@ -206,7 +215,7 @@ cdef class Ledger:
                 return R_MALFORMED
             if self.withdrawals.count(c.order_id):
                 return R_DUPLICATE_WITHDRAWAL
-            if self.balances[acct][c.asset].avail < c.qty:
+            if self.balance(acct, c.asset).avail < c.qty:
                 return R_INSUFFICIENT_FUNDS
             w.acct = acct
             w.asset = c.asset
@@ -216,7 +225,7 @@ cdef class Ledger:
             self.post(log, acct, c.asset, -c.qty, c.qty, c.order_id, cause, 0, 0, P_WITHDRAWAL_HOLD)
             return R_NONE
         if op == OP_TRANSFER:
-            if self.balances[acct][c.asset].avail < c.qty:
+            if self.balance(acct, c.asset).avail < c.qty:
                 return R_INSUFFICIENT_FUNDS
             e = log_applied(log, c)
             e.maker_account = <uint64_t>c.aux1
@@ -227,13 +236,17 @@ cdef class Ledger:
         if op == OP_ADJUST:
             if c.flags == 0:
                 return R_MISSING_REASON
-            if c.qty < -self.balances[acct][c.asset].avail:
+            if c.qty < -self.balance(acct, c.asset).avail:
                 return R_INSUFFICIENT_FUNDS
             if c.qty > 0 and c.qty > MAX_SUPPLY - self.supply(c.asset):
                 return R_SUPPLY_LIMIT
+            # The contra account stays within +-2^62 too, so EXTERNAL (= -supply - it) fits an int64.
+            adj = self.balance(self.adjustments_idx, c.asset).avail
+            if (c.qty > 0 and adj - c.qty < -MAX_SUPPLY) or (c.qty < 0 and adj > MAX_SUPPLY + c.qty):
+                return R_SUPPLY_LIMIT
             cause = log_applied(log, c).seq
             self.post(log, acct, c.asset, c.qty, 0, c.order_id, cause, ACCOUNT_ADJUSTMENTS, 0, P_ADJUSTMENT)
-            self.post(log, self.find(ACCOUNT_ADJUSTMENTS), c.asset, -c.qty, 0, c.order_id, cause,
+            self.post(log, self.adjustments_idx, c.asset, -c.qty, 0, c.order_id, cause,
                       c.account, 0, P_ADJUSTMENT)
             return R_NONE
         return R_UNKNOWN_OP
@@ -241,23 +254,20 @@ cdef class Ledger:
     # ------------------------------------------------------------------ snapshots
 
     cdef bytes serialize(self):
-        """Canonical bytes: assets by id, accounts by id with their non-zero balances, pending
-        withdrawals by id, deposit refs in order. Open-order counts are rebuilt from the orders."""
+        """Canonical bytes: assets by id, accounts by id with their non-zero balances (by asset id),
+        pending withdrawals by id, deposit refs in order. Open-order counts are rebuilt from orders."""
         cdef vector[IdIndex] order
-        cdef size_t size = 4 + 4 + 8 + 8
-        cdef uint32_t asset
+        cdef list assets = self.sorted_assets()
+        cdef size_t size = 4 + 4 + 8 + 8 + len(assets) * 8
         cdef uint32_t i
-        cdef uint32_t n_assets = 0
+        cdef size_t k
+        cdef uint32_t slot
         cdef Balance* b
-        for asset in range(1, self.n_slots):
-            if self.decimals[asset] >= 0:
-                n_assets += 1
-        size += n_assets * 8
         for i in range(self.accounts.size()):
             order.push_back(IdIndex(self.accounts[i].id, i))
             size += 8 + 8 + 4 + 4 + 4
-            for asset in range(self.n_slots):
-                b = &self.balances[i][asset]
+            for slot in range(self.asset_ids.size()):
+                b = &self.balances[i][slot]
                 if b.avail != 0 or b.held != 0:
                     size += 20
         sort(order.begin(), order.end())
@@ -267,12 +277,10 @@ cdef class Ledger:
         cdef char* p = base
         cdef char* count_at
         cdef uint32_t n_bal
-        cdef size_t k
-        p = put32(p, n_assets)
-        for asset in range(1, self.n_slots):
-            if self.decimals[asset] >= 0:
-                p = put32(p, asset)
-                p = put32(p, <uint32_t>self.decimals[asset])
+        p = put32(p, len(assets))
+        for asset, slot in assets:
+            p = put32(p, asset)
+            p = put32(p, <uint32_t>self.decimals[slot])
         p = put32(p, <uint32_t>order.size())
         for k in range(order.size()):
             i = order[k].second
@@ -283,8 +291,8 @@ cdef class Ledger:
             count_at = p
             p += 4
             n_bal = 0
-            for asset in range(self.n_slots):
-                b = &self.balances[i][asset]
+            for asset, slot in assets:
+                b = &self.balances[i][slot]
                 if b.avail != 0 or b.held != 0:
                     p = put32(p, asset)
                     p = put64(p, b.avail)
@@ -309,11 +317,13 @@ cdef class Ledger:
         return out
 
     cdef void restore(self, Reader r) except *:
-        """Replace this (fresh) ledger's state with a serialized one, validating what stands alone."""
+        """Replace this (fresh) ledger's state with a serialized one, validating what stands alone:
+        ranges, built-in accounts, every asset summing to zero, the supply cap (see README)."""
         cdef uint32_t n
         cdef uint32_t k
         cdef uint32_t j
         cdef uint32_t asset
+        cdef uint32_t prev_asset = 0
         cdef uint32_t dec
         cdef uint32_t acct
         cdef uint32_t word
@@ -329,7 +339,6 @@ cdef class Ledger:
         cdef int64_t lo
         cdef Withdrawal w
         cdef Account* a
-        cdef vector[int64_t] total
         self.accounts.clear()
         self.index.clear()
         self.balances.clear()
@@ -337,12 +346,12 @@ cdef class Ledger:
         for k in range(n):
             asset = r.u32()
             dec = r.u32()
-            if asset == 0 or asset > MAX_ASSET or dec > 18 or self.decimals[asset] >= 0:
-                raise ValueError("snapshot: bad or repeated asset")
-            self.decimals[asset] = dec
-            if asset + 1 > self.n_slots:
-                self.n_slots = asset + 1
-        total.resize(self.n_slots, 0)
+            if asset <= prev_asset or asset > MAX_ASSET or dec > 18:
+                raise ValueError("snapshot: bad or unordered asset")
+            prev_asset = asset
+            self._add_asset(asset, dec)
+        total = {}    # asset -> sum over all accounts (Python ints: a hostile snapshot cannot wrap them)
+        held_by_customers = {}
         n = r.u32()
         for k in range(n):
             id = r.u64()
@@ -362,26 +371,34 @@ cdef class Ledger:
                     (id == ACCOUNT_FEES) != (a.type == ACCT_FEE) or (id < FIRST_CUSTOMER_ACCOUNT) == (a.type == ACCT_CUSTOMER):
                 raise ValueError("snapshot: account type does not match its id")
             n_bal = r.u32()
+            prev_asset = 0
             for j in range(n_bal):
                 asset = r.u32()
                 avail = r.i64()
                 held = r.i64()
-                if not self.asset_exists(asset) or (avail == 0 and held == 0):
+                if asset <= prev_asset or not self.asset_exists(asset) or (avail == 0 and held == 0):
                     raise ValueError("snapshot: bad balance")
+                prev_asset = asset
                 if a.type == ACCT_SYSTEM:
-                    if held != 0:
-                        raise ValueError("snapshot: a system account holds funds")
-                elif avail < 0 or held < 0 or avail > MAX_SUPPLY or held > MAX_SUPPLY:
-                    raise ValueError("snapshot: balance out of range")
-                self.balances[acct][asset].avail = avail
-                self.balances[acct][asset].held = held
-                total[asset] += avail + held
+                    if held != 0 or (id == ACCOUNT_ADJUSTMENTS and not -MAX_SUPPLY <= avail <= MAX_SUPPLY):
+                        raise ValueError("snapshot: system account balance out of range")
+                else:
+                    if avail < 0 or held < 0:
+                        raise ValueError("snapshot: negative balance")
+                    held_by_customers[asset] = held_by_customers.get(asset, 0) + avail + held
+                self.balance(acct, asset).avail = avail
+                self.balance(acct, asset).held = held
+                total[asset] = total.get(asset, 0) + avail + held
         for id in (ACCOUNT_EXTERNAL, ACCOUNT_ADJUSTMENTS, ACCOUNT_FEES):
             if self.find(id) == ACCT_NONE:
                 raise ValueError("snapshot: a built-in account is missing")
-        for asset in range(self.n_slots):
-            if total[asset] != 0:
-                raise ValueError("snapshot: balances of an asset do not sum to zero")
+        self.external_idx = self.find(ACCOUNT_EXTERNAL)
+        self.adjustments_idx = self.find(ACCOUNT_ADJUSTMENTS)
+        self.fees_idx = self.find(ACCOUNT_FEES)
+        if any(v != 0 for v in total.values()):
+            raise ValueError("snapshot: balances of an asset do not sum to zero")
+        if any(v > MAX_SUPPLY for v in held_by_customers.values()):
+            raise ValueError("snapshot: an asset's supply exceeds the cap")
         m = r.u64()
         for k in range(m):
             wid = r.u64()
@@ -407,32 +424,35 @@ cdef class Ledger:
         cdef uint32_t acct = self.find(account)
         if acct == ACCT_NONE:
             raise KeyError(account)
-        if asset >= self.n_slots:
+        if not self.asset_exists(asset):
             return (0, 0)
-        return (self.balances[acct][asset].avail, self.balances[acct][asset].held)
+        return (self.balance(acct, asset).avail, self.balance(acct, asset).held)
 
     def all_balances(self) -> dict:
+        """{(account, asset): (available, held)} of every non-zero balance, in (account, asset) order."""
         cdef uint32_t acct
-        cdef uint32_t asset
+        cdef Balance* b
+        assets = self.sorted_assets()
         out = {}
-        for acct in range(self.accounts.size()):
-            for asset in range(self.n_slots):
-                if self.balances[acct][asset].avail != 0 or self.balances[acct][asset].held != 0:
-                    out[(self.accounts[acct].id, asset)] = (self.balances[acct][asset].avail,
-                                                            self.balances[acct][asset].held)
+        for account_id, acct in sorted((self.accounts[i].id, i) for i in range(self.accounts.size())):
+            for asset, slot in assets:
+                b = &self.balances[acct][slot]
+                if b.avail != 0 or b.held != 0:
+                    out[(account_id, asset)] = (b.avail, b.held)
         return out
 
     def all_accounts(self) -> dict:
+        """{account: fields}, in account id order."""
         cdef Account* a
         out = {}
-        for acct in range(self.accounts.size()):
+        for account_id, acct in sorted((self.accounts[i].id, i) for i in range(self.accounts.size())):
             a = &self.accounts[acct]
             out[a.id] = {"owner": a.owner, "type": a.type, "tier": a.tier, "status": a.status,
                          "max_open": a.max_open, "open_orders": a.open_orders}
         return out
 
     def all_assets(self) -> dict:
-        return {a: self.decimals[a] for a in range(1, self.n_slots) if self.decimals[a] >= 0}
+        return {asset: self.decimals[slot] for asset, slot in self.sorted_assets()}
 
     def pending_withdrawals(self) -> dict:
         out = {}

@@ -556,7 +556,8 @@ class ReferenceFundsEngine(ReferenceEngine):
             lambda: Reason.INVALID_AMOUNT if c.qty == 0 else 0,
             lambda: Reason.MISSING_REASON if c.flags == 0 else 0,
             lambda: Reason.INSUFFICIENT_FUNDS if -c.qty > self._avail(c.account, c.asset) else 0,
-            lambda: Reason.SUPPLY_LIMIT if self._supply(c.asset) + c.qty > SUPPLY_CAP else 0,
+            lambda: Reason.SUPPLY_LIMIT if (self._supply(c.asset) + c.qty > SUPPLY_CAP or abs(
+                self._avail(ACCOUNT_ADJUSTMENTS, c.asset) - c.qty) > SUPPLY_CAP) else 0,
         ):
             cause = self._applied(c)
             self._post(PostingKind.ADJUSTMENT, cause, c.account, c.asset, c.qty, 0,
