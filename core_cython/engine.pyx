@@ -151,6 +151,14 @@ cdef inline int64_t band_delta(int64_t ref, int64_t bps) noexcept nogil:
     return (ref // 10000) * bps + ((ref % 10000) * bps) // 10000
 
 
+cdef inline int64_t stop_market_hold_price(int64_t stop, uint8_t side, int64_t band_bps) noexcept nogil:
+    """A stop market's hold price: its stop moved by the band, against the order (README "Holds")."""
+    cdef int64_t d = band_delta(stop, band_bps)
+    if side == SIDE_BUY:
+        return stop + d
+    return stop - d if stop - d > 1 else 1
+
+
 cdef inline int64_t fee_of(int64_t notional, int32_t bps) noexcept nogil:
     """ceil(notional x bps / 10000): charges round up, rebates round toward zero (venue's favour)."""
     cdef qty_sum x
@@ -504,7 +512,7 @@ cdef class Engine:
         ins.status = TRADING_OPEN
         if (sym == 0 or sym > MAX_SYMBOL or c.order_id > 10000 or not _valid_instrument(&ins)
                 or (sym < self.instruments.size() and self.instruments[sym].defined)
-                or (self.funds and not self._valid_funds_instrument(&ins, c))):
+                or (self.funds and (c.account > MAX_U32 or not self._valid_funds_instrument(&ins)))):
             self._reject(R_INVALID_INSTRUMENT)
             return
         self._define_symbol(sym, &ins)
@@ -513,14 +521,11 @@ cdef class Engine:
         e.price = ins.max_price
         e.qty = ins.max_qty
 
-    cdef bint _valid_funds_instrument(self, Instrument* ins, const Command* c) noexcept nogil:
+    cdef bint _valid_funds_instrument(self, Instrument* ins) noexcept nogil:
         """Assets exist and differ; notionals and base amounts of any order stay far from overflow."""
-        if c.account > MAX_U32 or not self.ledger.asset_exists(ins.base_asset) \
-                or not self.ledger.asset_exists(ins.quote_asset) or ins.base_asset == ins.quote_asset:
-            return False
-        if ins.base_per_lot < 1 or ins.quote_per_tick_lot < 1:
-            return False
-        return (<qty_sum>ins.max_price * ins.max_qty * ins.quote_per_tick_lot < DEFINE_LIMIT
+        return (self.ledger.asset_exists(ins.base_asset) and self.ledger.asset_exists(ins.quote_asset)
+                and ins.base_asset != ins.quote_asset and ins.base_per_lot >= 1 and ins.quote_per_tick_lot >= 1
+                and <qty_sum>ins.max_price * ins.max_qty * ins.quote_per_tick_lot < DEFINE_LIMIT
                 and <qty_sum>ins.max_qty * ins.base_per_lot < DEFINE_LIMIT)
 
     cdef inline bint _known_symbol(self, uint32_t sym) noexcept nogil:
@@ -819,7 +824,6 @@ cdef class Engine:
         cdef Instrument* ins = &self.instruments[c.symbol]
         cdef Account* a
         cdef uint8_t r = self._status_check(ins)
-        cdef int64_t d
         cdef qty_sum hold
         if r != R_NONE:
             return r
@@ -838,9 +842,7 @@ cdef class Engine:
                 if r != R_NONE:
                     return r
         elif c.stop_price > 0:
-            d = band_delta(c.stop_price, ins.band_bps)
-            plan.hold_price = c.stop_price + d if c.side == SIDE_BUY else (
-                c.stop_price - d if c.stop_price - d > 1 else 1)
+            plan.hold_price = stop_market_hold_price(c.stop_price, c.side, ins.band_bps)
         else:
             plan.hold_price = self._protection_price(c.symbol, c.side)
         if self._over_max_notional(ins, plan.hold_price, c.qty):
@@ -1569,7 +1571,7 @@ cdef class Engine:
             if not (0 <= ins.ref_price <= ins.max_price and ins.max_notional >= 0
                     and ins.status <= TRADING_HALTED):
                 raise ValueError("snapshot: invalid instrument limits")
-            if self.funds and not self._valid_funds_instrument_restored(&ins):
+            if self.funds and not self._valid_funds_instrument(&ins):
                 raise ValueError("snapshot: invalid funds-mode instrument")
             self._define_symbol(sym, &ins)
         n_fees = r.u32()
@@ -1661,12 +1663,6 @@ cdef class Engine:
         if self.funds:
             self._check_restored_holds()
 
-    cdef bint _valid_funds_instrument_restored(self, Instrument* ins):
-        return (self.ledger.asset_exists(ins.base_asset) and self.ledger.asset_exists(ins.quote_asset)
-                and ins.base_asset != ins.quote_asset and ins.base_per_lot >= 1 and ins.quote_per_tick_lot >= 1
-                and <qty_sum>ins.max_price * ins.max_qty * ins.quote_per_tick_lot < DEFINE_LIMIT
-                and <qty_sum>ins.max_qty * ins.base_per_lot < DEFINE_LIMIT)
-
     cdef bint _valid_restored_hold(self, Order* o):
         cdef Instrument* ins = &self.instruments[o.symbol]
         if o.acct == ACCT_NONE or self.accts[0][o.acct].type != ACCT_CUSTOMER:
@@ -1674,15 +1670,13 @@ cdef class Engine:
         cdef FeeRates rates
         cdef int64_t price
         cdef int64_t per_lot
-        cdef int64_t d
         if not (-1000 <= o.maker_bps <= 1000 and 0 <= o.taker_bps <= 1000):
             return False
         # The hold price and per-lot hold follow from the order (README "Holds"): recompute them.
         if o.ord_type == TYPE_LIMIT:
             price = o.price
         else:  # only a pending stop market can be live
-            d = band_delta(o.stop_price, ins.band_bps)
-            price = o.stop_price + d if o.side == SIDE_BUY else (o.stop_price - d if o.stop_price - d > 1 else 1)
+            price = stop_market_hold_price(o.stop_price, o.side, ins.band_bps)
         rates.maker_bps = o.maker_bps
         rates.taker_bps = o.taker_bps
         if o.hold_price != price or not self._hold_per_lot(ins, o.side, price, &rates, &per_lot):
