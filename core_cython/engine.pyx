@@ -1341,7 +1341,7 @@ cdef class Engine:
         self._check_idle()
         return [s for s in range(1, self.instruments.size()) if self.instruments[s].defined]
 
-    def _order_dict(self, uint32_t idx) -> dict:
+    cdef dict _order_dict(self, uint32_t idx):
         cdef Order* o = &self.orders[idx]
         return {
             "id": o.id, "account": o.account, "symbol": o.symbol, "side": o.side,
@@ -1532,6 +1532,7 @@ cdef class Engine:
         cdef vector[uint8_t] placed
         cdef uint32_t n_fees
         cdef uint32_t fkey
+        cdef uint32_t prev_fkey = 0
         cdef FeeRates rates
         cdef uint32_t status
         cdef uint64_t prev_accept = 0
@@ -1546,8 +1547,8 @@ cdef class Engine:
         count = r.u32()
         for i in range(count):
             sym = r.u32()
-            if sym == 0 or sym > MAX_SYMBOL:
-                raise ValueError("snapshot: bad symbol id")
+            if sym == 0 or sym > MAX_SYMBOL or sym < self.instruments.size():
+                raise ValueError("snapshot: bad or unordered symbol id")  # canonical: ascending
             ins.defined = True
             ins.max_price = r.i64()
             ins.min_qty = r.i64()
@@ -1579,10 +1580,11 @@ cdef class Engine:
             fkey = r.u32()
             rates.maker_bps = <int32_t>r.u32()
             rates.taker_bps = <int32_t>r.u32()
-            if (not self._known_symbol(fkey >> 8) or self.fees.count(fkey) or not -1000 <= rates.maker_bps <= 1000
+            if (not self._known_symbol(fkey >> 8) or (i > 0 and fkey <= prev_fkey) or not -1000 <= rates.maker_bps <= 1000
                     or not 0 <= rates.taker_bps <= 1000 or rates.maker_bps + rates.taker_bps < 0):
                 raise ValueError("snapshot: invalid fee rates")
             self.fees[fkey] = rates
+            prev_fkey = fkey
         n_orders = r.u64()
         for k in range(n_orders):
             idx = self._alloc()
@@ -1638,8 +1640,8 @@ cdef class Engine:
                 for i in range(n_levels):
                     key = r.i64()
                     n_in_level = r.u32()
-                    if n_in_level == 0 or levels.count(key):
-                        raise ValueError("snapshot: empty or repeated price level")
+                    if n_in_level == 0 or (not levels.empty() and key <= deref(levels.rbegin()).first):
+                        raise ValueError("snapshot: empty, repeated or unordered price level")
                     lvl = &deref(levels)[key]
                     lvl.count = 0
                     lvl.total = 0

@@ -415,8 +415,9 @@ cdef class Ledger:
         for k in range(m):
             hi = r.i64()
             lo = r.i64()
-            if not self.deposit_refs.insert(RefHash(hi, lo)).second:
-                raise ValueError("snapshot: repeated deposit ref")
+            if not self.deposit_refs.empty() and RefHash(hi, lo) <= deref(self.deposit_refs.rbegin()):
+                raise ValueError("snapshot: repeated or unordered deposit ref")
+            self.deposit_refs.insert(RefHash(hi, lo))
 
     # ------------------------------------------------------------------ inspection (Python)
 
