@@ -268,8 +268,10 @@ def ref_hash(ref: str) -> tuple[int, int]:
     """A deposit's external reference (a tx id, ...) as the two int64 halves of its BLAKE2b-128.
 
     The engine deduplicates deposits by this hash; 128 bits make an accidental collision negligible.
+    A ref that is not valid UTF-8 text (a lone surrogate) raises UnicodeEncodeError: callers check
+    request fields first (venue.money.name_field).
     """
-    digest = hashlib.blake2b(ref.encode(), digest_size=16).digest()
+    digest = hashlib.blake2b(ref.encode("utf-8"), digest_size=16).digest()
     hi = int.from_bytes(digest[:8], "little", signed=True)
     lo = int.from_bytes(digest[8:], "little", signed=True)
     return hi, lo or 1  # never (x, 0): aux2 = 0 would read as "no ref"

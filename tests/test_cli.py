@@ -1,4 +1,5 @@
-"""The `venue` command line: help, one-line errors, `venue run` and the journal tools, as subprocesses."""
+"""The `venue` command line: help, one-line errors, `venue run` and the journal tools, as subprocesses
+(and a resumed venue's naming, in process)."""
 
 from __future__ import annotations
 
@@ -221,3 +222,33 @@ def test_sigint_stops_cleanly_with_the_journal_flushed(tmp_path: Path) -> None:
     assert "stopped (SIGINT); journal flushed" in out
     verify = venue("journal", "verify", "j", cwd=tmp_path)
     assert verify.returncode == 0 and final_hash(verify.stdout) == final_hash(out)
+
+
+@needs_engine
+def test_a_resumed_venue_never_reuses_a_pending_withdrawal_id_or_a_ticket(tmp_path: Path) -> None:
+    from core_cython.records import EventType, Op, Reason
+    from venue.bootstrap import open_accounts
+    from venue.config import load_config
+    from venue.run import open_venue, submit_requests
+
+    config = load_config(CONFIG, [f"journal.path={tmp_path / 'j'}", "journal.durability=async"])
+
+    def session(withdrawal: str, ticket: str) -> tuple[list[tuple[int, int, int]], dict]:
+        with open_venue(config) as venue:
+            open_accounts(venue.engine, venue.edge, ["a1"], config.accounts, {"USDT": "100"})
+            events = submit_requests(venue, [
+                {"op": "withdraw_hold", "id": withdrawal, "account": "a1", "asset": "USDT", "amount": "1"},
+                {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "1", "reason": "refund",
+                 "ticket": ticket}])
+            outcome = [(int(e["type"]), int(e["op"]), int(e["order_id"])) for e in events
+                       if e["type"] in (EventType.APPLIED, EventType.REJECTED)]
+            assert not (events["reason"] == Reason.DUPLICATE_WITHDRAWAL).any()
+            return outcome, venue.engine.engine.withdrawals()
+
+    first, _ = session("w1", "T-1")
+    second, pending = session("w2", "T-2")  # w1 is still pending
+    applied = (int(EventType.APPLIED), int(EventType.APPLIED))
+    assert tuple(kind for kind, _, _ in first + second) == applied * 2
+    assert [op for _, op, _ in first] == [Op.WITHDRAW_HOLD, Op.ADJUST]
+    assert second[0][2] != first[0][2] and second[1][2] != first[1][2]  # new integers, not 1 again
+    assert sorted(pending) == sorted([first[0][2], second[0][2]])

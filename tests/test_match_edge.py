@@ -26,7 +26,7 @@ from core_cython.records import (
     ref_hash,
 )
 from venue.assets import UNKNOWN_ASSET_ID, Asset, multipliers
-from venue.edge import INVALID_ENUM, Edge, RequestError
+from venue.edge import INVALID_ENUM, Edge, RequestError, request_ts
 from venue.instruments import (
     DISPLAY_QTY,
     INT64_MAX,
@@ -38,6 +38,7 @@ from venue.instruments import (
     InstrumentRegistry,
     parse_decimal,
 )
+from venue.match import instrument_from_request
 
 BTC = Instrument.define("BTC-USDT", "BTC", "USDT", "0.01", "0.0001", min_notional="10")
 COARSE = Instrument.define("IDX", "I", "USD", "5", "10")  # tick 5, lot 10: grids above 1
@@ -175,6 +176,33 @@ def test_bad_instrument_definitions(kwargs: dict, message: str) -> None:
     spec.update(kwargs)
     with pytest.raises(InstrumentError, match=message):
         Instrument.define(**spec)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("1.00000000000000000000000000001", "tick_size 1.00000000000000000000000000001 has more than 18"),
+        (Decimal("1.00000000000000000000000000001"), "has more than 18 decimals"),
+        ("1" + "0" * 40, "tick_size 1" + "0" * 40 + " is too large"),
+        (Decimal("1E+99999999"), "tick_size 1E+99999999 is too large"),
+    ],
+    ids=["30_digits", "30_digits_decimal", "41_integer_digits", "huge_exponent"],
+)
+def test_a_grid_size_is_never_rounded(size: object, message: str) -> None:
+    # Decimal.normalize() rounded to 28 digits: these became tick 1 (or raised decimal.Overflow).
+    with pytest.raises(InstrumentError, match=re.escape(message)):
+        Instrument.define("X", "A", "B", size, "1")
+
+
+def test_long_grid_sizes_are_exact() -> None:
+    long_tick = "1234567890123456789012345678901"  # 31 digits: beyond a Decimal context's 28
+    fine = "1.000000000000000001"  # 19 significant digits, 18 decimals
+    instrument = Instrument.define("X", "A", "B", long_tick, fine)
+    assert (instrument.tick_size, instrument.lot_size) == (long_tick, fine)
+    assert instrument.to_ticks(long_tick + "000") == 1000
+    assert instrument.from_ticks(3) == str(3 * int(long_tick))
+    with pytest.raises(InstrumentError, match="min_notional 1E[+]99999999 is too large"):
+        Instrument.define("X", "A", "B", "0.01", "1", min_notional=Decimal("1E+99999999"))
 
 
 def test_registry_ids_start_at_one_in_definition_order() -> None:
@@ -445,6 +473,60 @@ def test_money_ops_fill_the_readme_fields() -> None:
 def test_money_requests_without_a_command(request_: dict, message: str) -> None:
     with pytest.raises(RequestError, match=re.escape(message)):
         funds_edge().encode_record(request_)
+
+
+def test_withdrawal_ids_and_tickets_start_where_order_ids_do() -> None:
+    # A resumed journal may hold pending withdrawals under ids 1, 2, ...: a new name must not reuse one.
+    edge = Edge(funds=True, first_order_id=501)
+    edge.assets.add(SATS)
+    edge.assets.add(USDT)
+    encode_all(edge, DEPOSIT)
+    (hold,), _ = encode_all(edge, {"op": "withdraw_hold", "id": "w9", "account": "a1", "asset": "USDT",
+                                   "amount": "1"})
+    (adjust,), _ = encode_all(edge, {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "1",
+                                     "reason": "refund", "ticket": "T-1"})
+    (order,), _ = encode_all(edge, dict(NEW, account="a1"))
+    assert (hold["order_id"], adjust["order_id"], order["order_id"]) == (501, 501, 501)
+    assert (edge.withdrawals.next_number, edge.tickets.next_number) == (502, 502)
+
+
+@pytest.mark.parametrize("key", ["id", "account", "symbol"])
+def test_a_name_that_is_not_utf8_text_is_refused_for_orders_too(key: str) -> None:
+    edge = edge_with_btc()
+    request = dict(NEW, **{key: "a\udfff"})
+    if key == "id":
+        with pytest.raises(RequestError, match="^new: id is not valid UTF-8 text"):
+            edge.encode_record(request)
+        return
+    cmd, problem = encode(edge, request)  # the NEW has an id: REJECTED(MALFORMED) in sequence
+    assert cmd["reject"] == Reason.MALFORMED
+    assert problem == f"new: {key} is not valid UTF-8 text (it holds a lone surrogate)"
+    with pytest.raises(RequestError, match="^cancel: account is not valid UTF-8 text"):
+        edge.encode_record({"op": "cancel", "id": "o1", "account": "\ud800"})
+    assert encode(edge, dict(NEW, account="ä-€-𝄞"))[1] is None  # any other text is fine
+
+
+@pytest.mark.parametrize("ts", [-1, 2**63, 10**23, True, 1.5, "1"])
+def test_a_bad_ts_is_refused_for_every_op(ts: object) -> None:
+    with pytest.raises(RequestError, match="ts must be a non-negative integer"):
+        request_ts({"ts": ts})
+    with pytest.raises(RequestError, match="ts must be a non-negative integer"):
+        funds_edge().encode_record(dict(DEPOSIT, ts=ts))
+    with pytest.raises(RequestError, match="ts must be a non-negative integer"):
+        instrument_from_request({"op": "instrument", "symbol": "E", "base": "ETH", "quote": "USDT",
+                                 "tick_size": "1", "lot_size": "1", "ts": ts})
+    assert request_ts({}) == 0 and request_ts({"ts": 2**63 - 1}) == 2**63 - 1
+
+
+def test_rejected_echo_never_overwrites_the_event_fields() -> None:
+    edge = funds_edge()
+    rejected = event(type=EventType.REJECTED, seq=6, reason=Reason.INSUFFICIENT_FUNDS, op=Op.ADJUST)
+    request = {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "-5", "reason": "refund",
+               "ticket": "T1", "seq": 999, "type": "x", "order_type": "y", "request_seq": 1}
+    assert edge.decode(rejected, request) == {
+        "type": "rejected", "seq": 6, "reason": "insufficient_funds", "op": "adjust", "account": "a1",
+        "asset": "USDT", "amount": "-5", "request_reason": "refund", "ticket": "T1", "request_seq": 999,
+        "order_type": "x", "request_order_type": "y", "request_request_seq": 1}
 
 
 def test_a_core_edge_refuses_money_ops() -> None:

@@ -211,7 +211,8 @@ def test_withdrawals_transfers_adjustments_and_admin_ops(tmp_path: Path) -> None
         {"op": "account_status", "account": "a2", "status": "sleepy"},
     ))
     assert errors == []
-    outcome = [(e["type"], e.get("op"), e.get("reason") or e.get("kind")) for e in events[4:]]
+    outcome = [(e["type"], e.get("op"), e.get("reason") or e.get("adjust_reason") or e.get("kind"))
+               for e in events[4:]]
     assert outcome == [
         ("applied", "create_account", None),  # a2, as requested
         ("applied", "create_account", None),  # a1, with the defaults, before its first deposit
@@ -260,3 +261,94 @@ def test_withdrawals_transfers_adjustments_and_admin_ops(tmp_path: Path) -> None
     assert by_seq[release["cause"]]["type"] == "cancelled"
     a1_last = [e for e in events if e["type"] == "posting" and e["account"] == "a1"][-1]
     assert (a1_last["available_after"], a1_last["held_after"]) == ("67.500000", "0.000000")  # 100 - 20 - 12.5
+
+
+# ---------------------------------------------------------------------------- review regressions
+
+DEPOSIT_TX1 = {"op": "deposit", "account": "a1", "asset": "USDT", "amount": "1000", "ref": "tx1"}
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (dict(BTC, symbol="X-USDT", base="X"), "instrument: X-USDT: base asset X is not defined"),
+    (dict(BTC, symbol="FINE", tick_size="0.0000001", lot_size="1"),
+     "instrument: FINE: tick_size 0.0000001 x lot_size 1 is finer than USDT's 6 decimals"),
+    (dict(BTC, symbol="LATE", ts=10**23), "ts must be a non-negative integer (ns)"),
+], ids=["unknown_asset", "finer_than_asset", "bad_ts"])
+def test_a_bad_instrument_line_loses_none_of_the_queued_events(tmp_path: Path, bad: dict,
+                                                                message: str) -> None:
+    # The review's loss.jsonl: the deposit queued before the bad line used to vanish (seq 5..8 missing).
+    events, errors = match_funds(tmp_path, jsonl(BTC, DEPOSIT_TX1, bad,
+                                                 dict(DEPOSIT_TX1, ref="tx2", amount="1")))
+    assert errors == [f"in.jsonl:3: {message}", "venue match: 1 bad line(s) of 4"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    deposits = [(e["seq"], e["amount"]) for e in events if e.get("op") == "deposit"]
+    assert deposits == [(6, "1000.000000"), (9, "1.000000")]
+
+
+def test_instrument_ts_is_checked_like_every_other_ts(tmp_path: Path) -> None:
+    events, errors = match_funds(tmp_path, jsonl(
+        DEPOSIT_TX1,
+        dict(BTC, ts=-1),
+        '{"op":"instrument","symbol":"BTC-USDT","base":"BTC","quote":"USDT","tick_size":"0.01",'
+        '"lot_size":"0.0001","ts":100000000000000000000000}',
+        dict(BTC, ts=True),
+        dict(BTC, ts=2**63),
+        dict(BTC, ts=1.5),
+        dict(BTC, ts=2**63 - 1),
+    ))
+    assert errors == [f"in.jsonl:{n}: ts must be a non-negative integer (ns)" for n in (2, 3, 4, 5, 6)] + [
+        "venue match: 5 bad line(s) of 7"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events[-2:]] == ["posting", "instrument_added"]
+
+
+def test_names_that_are_not_utf8_text_are_refused_with_their_line(tmp_path: Path) -> None:
+    lone = "\ud800"  # a JSON "\ud800": valid JSON, not encodable as UTF-8
+    events, errors = match_funds(tmp_path, jsonl(
+        BTC,
+        dict(DEPOSIT_TX1, ref=lone),
+        dict(DEPOSIT_TX1, account="a" + lone),
+        {"op": "asset", "name": lone + "x", "decimals": 2},
+        {"op": "withdraw_hold", "id": lone, "account": "a1", "asset": "USDT", "amount": "1"},
+        {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "1", "reason": "refund", "ticket": lone},
+        new(lone, "a1", "buy", "1.00", "1"),
+        {"op": "cancel", "id": lone},
+        DEPOSIT_TX1,
+    ))
+    assert errors == [
+        "in.jsonl:2: deposit: ref is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:3: deposit: account is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:4: asset: name is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:5: withdraw_hold: id is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:6: adjust: ticket is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:7: new: id is not valid UTF-8 text (it holds a lone surrogate)",
+        "in.jsonl:8: cancel: id is not valid UTF-8 text (it holds a lone surrogate)",
+        "venue match: 7 bad line(s) of 9",
+    ]
+    # Only the last line did anything.
+    assert [e.get("op") for e in events[4:]] == ["create_account", "deposit", None, None]
+
+
+def test_a_rejected_event_keeps_its_own_type_seq_and_reason(tmp_path: Path) -> None:
+    events, errors = match_funds(tmp_path, jsonl(
+        BTC,
+        {"op": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "ref": "tx1"},
+        new("x", "a1", "buy", "1.00", "1", seq=999, reason="fake", request_seq=7),
+        {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "-5", "reason": "refund",
+         "ticket": "T1"},  # more than a1 has
+        {"op": "adjust", "account": "a1", "asset": "USDT", "amount": "-0.5", "reason": "refund",
+         "ticket": "T2"},
+    ))
+    assert errors == ["in.jsonl:3: new: unknown field 'reason'; new: unknown field 'request_seq'; "
+                      "new: unknown field 'seq'", "venue match: 1 bad line(s) of 5"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    spoof, short = (e for e in events if e["type"] == "rejected")
+    assert spoof == {"type": "rejected", "seq": 9, "reason": "malformed", "op": "new", "id": "x",
+                     "account": "a1", "symbol": "BTC-USDT", "side": "buy", "order_type": "limit", "qty": "1",
+                     "price": "1.00", "request_seq": 999, "request_reason": "fake", "request_request_seq": 7}
+    assert short == {"type": "rejected", "seq": 10, "reason": "insufficient_funds", "op": "adjust",
+                     "account": "a1", "asset": "USDT", "amount": "-5", "request_reason": "refund",
+                     "ticket": "T1"}
+    applied = next(e for e in events if e.get("op") == "adjust" and e["type"] == "applied")
+    assert applied == {"type": "applied", "seq": 11, "op": "adjust", "account": "a1", "asset": "USDT",
+                       "amount": "-0.500000", "adjust_reason": "refund", "ticket": "T2"}

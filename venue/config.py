@@ -24,6 +24,7 @@ from typing import Any
 
 from venue.assets import Asset, multipliers
 from venue.instruments import PRICE, EdgeReject, Instrument, InstrumentError, parse_decimal
+from venue.money import MAX_TIER
 
 DEFAULT_CONFIG = Path("config") / "venue.toml"
 # The file shipped next to the package: `venue run` works from any directory of a source checkout.
@@ -35,7 +36,6 @@ INSTRUMENT_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size", "min_qty"
 MARKET_KEYS = ("fees", "reference_price", "max_notional")  # funds-mode settings of an instrument
 LIST_SECTIONS = {"instruments": "symbol", "assets": "name"}  # arrays of tables, addressed by this key
 SECTIONS = ("journal", "accounts", "demo", "assets", "instruments")
-MAX_TIER = 255  # a fee tier travels in the command's u8 flags
 MAKER_BPS = (-1000, 1000)  # the engine's bounds (INVALID_FEES)
 TAKER_BPS = (0, 1000)
 

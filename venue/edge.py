@@ -10,16 +10,22 @@ and yields no command. A NEW that has an id but a bad field still becomes a comm
 `cmd.reject` set (MALFORMED, OFF_TICK, ...), so the engine emits its REJECTED event in sequence;
 the problem text comes back for logging.
 
+Name-like fields (ids, accounts, symbols, refs, tickets) must be non-empty strings that encode as
+UTF-8 (or integers, used as their text); `ts` must be an integer in 0..2^63-1 (ns), for every op.
+
 Event dicts: `type`, `seq`, `reason` (when any), then the fields in the input vocabulary. Prices and
 quantities print with the instrument's tick / lot decimals (see venue.instruments); `price` is
 absent where the engine has none (market orders). A trade's `side` is the aggressor's (taker's).
 A REJECTED event names the rejected `op` and echoes the request's own fields as sent (they may be
-what could not be parsed); the request's `type` is echoed as `order_type`.
+what could not be parsed), never over the event's own: the request's `type` is echoed as
+`order_type`, and any other request key the event already has (`seq`, `reason`, ...) gets the prefix
+`request_` (an adjust's `reason` comes back as `request_reason`).
 
 Funds mode (`Edge(funds=True)`): the money and admin ops of venue.money, which also decodes APPLIED
 and POSTING events. Customer accounts get integers from FIRST_CUSTOMER_ACCOUNT (16) on; the
 built-in accounts are named "@external", "@adjustments" and "@fees". `encode_records` creates an
 account (CREATE_ACCOUNT with the edge's defaults) in front of the first deposit or order naming it.
+Withdrawal ids and adjustment tickets are numbered like order ids, from first_order_id on.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ import numpy as np
 
 from core_cython.records import (
     COMMAND_DTYPE,
-    EVENT_DTYPE,
     FIRST_CUSTOMER_ACCOUNT,
     EventType,
     Flag,
@@ -60,11 +65,13 @@ from venue.money import (
     MONEY_FIELDS,
     MONEY_OP_NAMES,
     MONEY_OPS,
-    MoneyError,
+    FieldError,
     decode_applied,
     decode_posting,
     encode_money,
+    name_field,
 )
+from venue.money import EVENT_INDEX as _F
 
 OPERATOR = "operator"  # account 0: may cancel or replace any order
 
@@ -92,7 +99,6 @@ _REASON_NAMES = {int(r): r.name.lower() for r in Reason}
 _OP_NAMES = {int(Op.NEW): "new", int(Op.CANCEL): "cancel", int(Op.REPLACE): "replace",
              int(Op.MASS_CANCEL): "mass_cancel", int(Op.ADD_INSTRUMENT): "instrument", **MONEY_OP_NAMES}
 _SIDE_NAMES = {int(Side.BUY): "buy", int(Side.SELL): "sell"}
-_F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
 _ZERO_COMMAND = dict.fromkeys(COMMAND_DTYPE.names, 0)
 _NEW_AMOUNTS = (("qty", QTY), ("price", PRICE), ("stop_price", STOP_PRICE), ("display_qty", DISPLAY_QTY))
 # Plain ints: enum attribute lookups are slow on the per-request path.
@@ -150,14 +156,14 @@ class _Names:
         return self._names.get(number) or str(number)
 
 
-def _text(request: Mapping[str, Any], key: str) -> str:
-    """A required name-like field (ids, accounts, symbols): a non-empty string, or an int as text."""
-    value = request[key]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value:
-        raise RequestError(f"{key} must be a non-empty string")
-    return value
+def request_ts(request: Mapping[str, Any]) -> int:
+    """The request's `ts` (ns; 0 if absent): an int (not a bool) in 0..2^63-1, else RequestError."""
+    if "ts" not in request:
+        return 0
+    ts = request["ts"]
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 2**63:
+        raise RequestError("ts must be a non-negative integer (ns)")
+    return ts
 
 
 class Edge:
@@ -173,8 +179,9 @@ class Edge:
         self.orders = _Names("", max(1, first_order_id))
         self.accounts = (_Names(OPERATOR, FIRST_CUSTOMER_ACCOUNT, BUILTIN_ACCOUNTS) if funds
                          else _Names(OPERATOR))
-        self.withdrawals = _Names("")
-        self.tickets = _Names("")
+        # Named like orders, from the same first integer: a resumed journal's pending ones never collide.
+        self.withdrawals = _Names("", max(1, first_order_id))
+        self.tickets = _Names("", max(1, first_order_id))
         self.account_defaults = account_defaults
         self.known_accounts: set[int] = set()  # accounts that exist or whose CREATE_ACCOUNT is on its way
         self._order_symbol: dict[int, int] = {}  # order id -> symbol id, for replace conversions
@@ -203,34 +210,31 @@ class Edge:
         if op in MONEY_OPS and not self.funds:
             raise RequestError(f"{op}: a funds-mode op (venue match --funds)")
         cmd = dict(_ZERO_COMMAND)  # field order = COMMAND_DTYPE order, so values() is the record
-        if "ts" in request:
-            ts = request["ts"]
-            if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 2**63:
-                raise RequestError("ts must be a non-negative integer (ns)")
-            cmd["ts"] = ts
+        cmd["ts"] = request_ts(request)
         required, optional = FIELDS_BY_OP[op]
         missing = sorted(required.difference(request))
         unknown = sorted(set(request).difference(required, optional, ("op",)))
         problem = None
-        if op == "new":
-            if "id" not in request:
-                raise RequestError("new: missing field 'id'")
-            problem = self._encode_new(cmd, request, missing, unknown)
-        elif missing:
-            raise RequestError(f"{op}: missing field {missing[0]!r}")
-        elif unknown:
-            raise RequestError(f"{op}: unknown field {unknown[0]!r}")
-        elif op == "cancel":
-            self._encode_cancel(cmd, request)
-        elif op == "replace":
-            self._encode_replace(cmd, request)
-        elif op == "mass_cancel":
-            self._encode_mass_cancel(cmd, request)
-        else:
-            try:
+        if op != "new":
+            if missing:
+                raise RequestError(f"{op}: missing field {missing[0]!r}")
+            if unknown:
+                raise RequestError(f"{op}: unknown field {unknown[0]!r}")
+        elif "id" not in request:
+            raise RequestError("new: missing field 'id'")
+        try:
+            if op == "new":
+                problem = self._encode_new(cmd, request, missing, unknown)
+            elif op == "cancel":
+                self._encode_cancel(cmd, request)
+            elif op == "replace":
+                self._encode_replace(cmd, request)
+            elif op == "mass_cancel":
+                self._encode_mass_cancel(cmd, request)
+            else:
                 problem = encode_money(self, cmd, request, op)
-            except MoneyError as exc:
-                raise RequestError(f"{op}: {exc}") from None
+        except FieldError as exc:
+            raise RequestError(f"{op}: {exc}") from None
         return tuple(cmd.values()), problem
 
     def encode_records(self, request: Mapping[str, Any]
@@ -251,7 +255,7 @@ class Edge:
     def _encode_new(self, cmd: dict[str, int], request: Mapping[str, Any], missing: list[str],
                     unknown: list[str]) -> str | None:
         cmd["op"] = _NEW
-        order_id = self.orders.id(_text(request, "id"))
+        order_id = self.orders.id(name_field(request, "id"))
         cmd["order_id"] = order_id
         problems = [f"new: missing field {m!r}" for m in missing]
         problems += [f"new: unknown field {u!r}" for u in unknown]
@@ -265,8 +269,8 @@ class Edge:
         for key in ("account", "symbol"):
             if key in request:
                 try:
-                    name = _text(request, key)
-                except RequestError as exc:
+                    name = name_field(request, key)
+                except FieldError as exc:
                     reject(_MALFORMED, str(exc))
                     continue
                 cmd[key] = self.accounts.id(name) if key == "account" else self._symbol_id(name)
@@ -324,16 +328,16 @@ class Edge:
         return self.instruments.id_of(symbol) or UNKNOWN_SYMBOL_ID
 
     def _account_id(self, request: Mapping[str, Any]) -> int:
-        return self.accounts.id(_text(request, "account")) if "account" in request else 0
+        return self.accounts.id(name_field(request, "account")) if "account" in request else 0
 
     def _encode_cancel(self, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
         cmd["op"] = _CANCEL
-        cmd["order_id"] = self.orders.id(_text(request, "id"))
+        cmd["order_id"] = self.orders.id(name_field(request, "id"))
         cmd["account"] = self._account_id(request)
 
     def _encode_replace(self, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
         cmd["op"] = _REPLACE
-        order_id = self.orders.id(_text(request, "id"))
+        order_id = self.orders.id(name_field(request, "id"))
         cmd["order_id"] = order_id
         cmd["account"] = self._account_id(request)
         instrument = self.instruments.by_id(self._order_symbol.get(order_id, 0))
@@ -350,7 +354,7 @@ class Edge:
         cmd["op"] = _MASS_CANCEL
         cmd["account"] = self._account_id(request)  # 0 = every account
         if "symbol" in request:  # absent = every symbol; an unknown one matches nothing
-            cmd["symbol"] = self._symbol_id(_text(request, "symbol"))
+            cmd["symbol"] = self._symbol_id(name_field(request, "symbol"))
 
     def define_instrument(self, cmd: np.void, instrument: Instrument) -> int:
         """Fill cmd as ADD_INSTRUMENT with the symbol's id (its existing one if already defined).
@@ -412,8 +416,12 @@ class Edge:
             out["op"] = _OP_NAMES.get(event[_F["op"]], str(event[_F["op"]]))
             if request is not None:  # echo what was sent: it may be exactly what could not be parsed
                 for key, value in request.items():
-                    if key != "op":
-                        out["order_type" if key == "type" else key] = value
+                    if key == "op":
+                        continue
+                    name = "order_type" if key == "type" else key
+                    while name in out:  # never over the event's own type, seq, reason, op
+                        name = "request_" + name
+                    out[name] = value
                 return out
         if kind == _APPLIED:
             out.update(decode_applied(self, event, request))

@@ -61,9 +61,8 @@ class _Unit:
     places: int
 
     @classmethod
-    def of(cls, size: Decimal) -> _Unit:
-        sign, digits, exponent = size.normalize().as_tuple()
-        mantissa = int("".join(map(str, digits)))
+    def of(cls, mantissa: int, exponent: int) -> _Unit:
+        """The unit mantissa x 10^exponent, exactly (the parts of a positive value from `_parts`)."""
         if exponent >= 0:
             return cls(mantissa * 10**exponent, 0)
         return cls(mantissa, -exponent)
@@ -182,13 +181,18 @@ def _amount(value: object, what: str) -> Decimal:
 
 
 def _grid_size(value: object, what: str) -> _Unit:
-    size = _amount(value, what)
-    if size <= 0:
+    """A tick or lot size, exactly as given (never rounded to a Decimal context's precision)."""
+    try:
+        negative, mantissa, exponent = _parts(value, what)
+    except EdgeReject as exc:
+        raise InstrumentError(str(exc)) from None
+    if negative or mantissa == 0:
         raise InstrumentError(f"{what} must be positive, not {value}")
-    unit = _Unit.of(size)
-    if unit.places > 18:  # keeps every amount of the instrument within int64-sized arithmetic
+    if exponent < -18:  # keeps every amount of the instrument within int64-sized arithmetic
         raise InstrumentError(f"{what} {value} has more than 18 decimals")
-    return unit
+    if len(str(mantissa)) + exponent > _MAX_DIGITS:  # no price or quantity could be a multiple of it
+        raise InstrumentError(f"{what} {value} is too large")
+    return _Unit.of(mantissa, exponent)
 
 
 def _limit_units(value: object, unit: _Unit, what: str, default: int) -> int:
@@ -205,8 +209,10 @@ def _limit_units(value: object, unit: _Unit, what: str, default: int) -> int:
         raise InstrumentError(str(exc)) from None
 
 
-def _ceil_units(amount: Decimal, unit: _Unit) -> int:
-    _, mantissa, exponent = _parts(amount, "amount")
+def _ceil_units(amount: Decimal, unit: _Unit, what: str) -> int:
+    _, mantissa, exponent = _parts(amount, what)
+    if len(str(mantissa)) + exponent > _MAX_DIGITS:  # before any big-int work
+        raise InstrumentError(f"{what} {amount} is too large")
     numerator, denominator = _ratio(mantissa, exponent, unit)
     return -(-numerator // denominator)
 
@@ -263,7 +269,7 @@ class Instrument:
         if notional < 0:
             raise InstrumentError(f"min_notional must not be negative, not {min_notional}")
         notional_unit = _Unit(tick.mantissa * lot.mantissa, tick.places + lot.places)
-        notional_units = 0 if notional.is_zero() else _ceil_units(notional, notional_unit)
+        notional_units = 0 if notional.is_zero() else _ceil_units(notional, notional_unit, "min_notional")
         band = DEFAULT_BAND_BPS if market_band_bps is None else market_band_bps
         if isinstance(band, str) and band.isdigit():
             band = int(band)

@@ -12,12 +12,11 @@ import sys
 from typing import Any
 
 from core_cython.records import FIRST_CUSTOMER_ACCOUNT
+from venue.bootstrap import META_ACCOUNTS, META_ASSETS
 from venue.money import BUILTIN_ACCOUNTS
 
 EXIT_OK = 0
 EXIT_VIOLATIONS = 1
-META_ACCOUNTS = "accounts"  # venue.bootstrap's names; repeated here so this module stays light
-META_ASSETS = "assets"
 
 
 class LedgerError(Exception):

@@ -9,7 +9,9 @@ Input, one JSON object per line (see venue.edge for the fields of each op):
 Output: one JSON event per line, in event seq order. A line that cannot be used is reported on
 stderr as `FILE:LINE: problem` and the run goes on; a NEW with an id still gets its REJECTED(MALFORMED)
 event. Requests go to Engine.process in batches; an instrument line ends the batch so that the
-orders after it are converted with the instrument the engine actually accepted.
+orders after it are converted with the instrument the engine actually accepted. An instrument line
+is checked in full (fields, ts, and in funds mode its assets) before it ends the batch, so a bad one
+is reported and skipped without touching the requests queued before it.
 
 `--funds` runs the engine in funds mode: the config's [[assets]] are defined first (their APPLIED
 events open the output), then the input may also hold the money and admin ops of venue.money
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from core_cython.records import EVENT_DTYPE, EventType, new_commands
-from venue.edge import FIELDS_BY_OP, Edge, RequestError
+from venue.edge import FIELDS_BY_OP, Edge, RequestError, request_ts
 from venue.instruments import Instrument, InstrumentError
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ def parse_line(text: str) -> dict[str, Any]:
 
 
 def instrument_from_request(request: dict[str, Any]) -> Instrument:
+    """The definition of an instrument line; RequestError for bad fields or a bad `ts`."""
     required, optional = FIELDS_BY_OP["instrument"]
     missing = sorted(required - set(request))
     if missing:
@@ -83,6 +86,7 @@ def instrument_from_request(request: dict[str, Any]) -> Instrument:
     unknown = sorted(set(request) - required - optional - {"op"})
     if unknown:
         raise RequestError(f"instrument: unknown field {unknown[0]!r}")
+    request_ts(request)
     fields = {k: v for k, v in request.items() if k not in ("op", "ts")}
     try:
         return Instrument.define(**fields)
@@ -108,9 +112,10 @@ class Matcher:
         Raises RequestError for a request that yields no command.
         """
         if request.get("op") == "instrument":
-            instrument = instrument_from_request(request)
+            # Built and checked in full first: a bad line must not cost the queued requests their events.
+            instrument, command = self._instrument_command(request)
             events = self.flush()
-            return events + self._define(instrument, request), None
+            return events + self._define(instrument, command, request), None
         records, problem = self.edge.encode_records(request)
         for record, origin in records:
             self._cmds[len(self._requests)] = record
@@ -143,14 +148,23 @@ class Matcher:
             out.append(self.edge.decode(event, request))
         return out
 
-    def _define(self, instrument: Instrument, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _instrument_command(self, request: dict[str, Any]) -> tuple[Instrument, np.ndarray]:
+        """An instrument line as its ADD_INSTRUMENT command (a batch of one); RequestError if unusable.
+
+        Queued requests cannot change the outcome: their assets are registered as they are encoded,
+        and only an instrument line (which flushes first) adds an instrument.
+        """
+        instrument = instrument_from_request(request)
         batch = new_commands(1)
         try:
             self.edge.define_instrument(batch[0], instrument)
         except InstrumentError as exc:  # funds mode: its assets are unknown or coarser than its grid
             raise RequestError(f"instrument: {instrument.symbol}: {exc}") from None
-        if "ts" in request and isinstance(request["ts"], int):
-            batch[0]["ts"] = request["ts"]
+        batch[0]["ts"] = request_ts(request)
+        return instrument, batch
+
+    def _define(self, instrument: Instrument, batch: np.ndarray,
+                request: dict[str, Any]) -> list[dict[str, Any]]:
         events = self._process(batch, [request])
         if any(e["type"] == "instrument_added" for e in events):
             self.edge.instrument_added(instrument)

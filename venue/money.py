@@ -13,11 +13,14 @@ Input vocabulary, one JSON object per request (amounts are decimal strings in th
     {"op":"account_status","account":"a1","status":"halted"}         (active | halted)
     {"op":"trading_status","symbol":"BTC-USDT","status":"cancel_only"}  (open | cancel_only | halted)
     {"op":"limits","symbol":"BTC-USDT","reference_price":"60000.00","max_notional":"100000"}
-Withdrawal ids and adjustment tickets are strings, like order ids. A request without a usable shape
-(missing or unknown field, a name that is not a string, an unknown reason) raises RequestError. A
+Withdrawal ids and adjustment tickets are strings, like order ids (and numbered like them: from the
+edge's first_order_id on). A request without a usable shape (missing or unknown field, a name that is
+not a non-empty string of valid UTF-8 text, an unknown reason) raises RequestError. A
 bad amount still becomes a command with `cmd.reject` set (MALFORMED, or INVALID_AMOUNT for a
 negative amount or one with more decimals than its asset: never rounded), so the engine emits the
 REJECTED event in sequence; the problem text comes back for the caller to report.
+
+An APPLIED adjust names its reason `adjust_reason` (an event's `reason` is always a reject reason).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ ADJUST_REASONS = {"correction": 1, "refund": 2, "chargeback": 3, "promotion": 4,
 ACCOUNT_STATUSES = {s.name.lower(): int(s) for s in AccountStatus}
 TRADING_STATUSES = {s.name.lower(): int(s) for s in TradingStatus}
 INVALID_STATUS = 0xFF  # outside every status: the engine answers INVALID_STATUS
-MAX_TIER = 255
+MAX_TIER = 255  # a fee tier travels in the command's u8 flags
 INT64 = (-(2**63), 2**63 - 1)
 REFERENCE_PRICE = FieldRules("reference_price", Reason.INVALID_LIMITS, Reason.INVALID_LIMITS, Reason.OFF_TICK)
 
@@ -77,7 +80,7 @@ MONEY_FIELDS: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optio
     "limits": ({"symbol"}, {"reference_price", "max_notional", "ts"}),
 }
 
-_F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
+EVENT_INDEX = {name: i for i, name in enumerate(EVENT_DTYPE.names)}  # field index in event.tolist() tuples
 _POSTING_FIELDS = ("account", "symbol", "price", "qty", "leaves", "filled", "reason", "maker_order",
                    "order_id", "maker_account", "maker_leaves")
 _APPLIED_FIELDS = ("op", "account", "order_id", "price", "qty", "symbol", "side", "maker_account")
@@ -85,24 +88,31 @@ _KIND_NAMES = {int(k): k.name.lower() for k in PostingKind}
 _WITHDRAWAL_KINDS = {int(PostingKind.WITHDRAWAL_HOLD), int(PostingKind.WITHDRAWAL),
                      int(PostingKind.WITHDRAWAL_RELEASE)}
 _ORDER_KINDS = {int(PostingKind.HOLD), int(PostingKind.RELEASE), int(PostingKind.TRADE), int(PostingKind.FEE)}
-_REASON_NAMES = {code: name for name, code in ADJUST_REASONS.items()}
+_ADJUST_REASON_NAMES = {code: name for name, code in ADJUST_REASONS.items()}
 _ACCOUNT_STATUS_NAMES = {code: name for name, code in ACCOUNT_STATUSES.items()}
 _TRADING_STATUS_NAMES = {code: name for name, code in TRADING_STATUSES.items()}
 
 
-class MoneyError(ValueError):
-    """A request that yields no command (the edge turns it into its RequestError)."""
+class FieldError(ValueError):
+    """A request field without a usable shape: no command (the edge raises its RequestError, op first)."""
 
 
 # ---------------------------------------------------------------------------- requests -> commands
 
 
-def _name(request: Mapping[str, Any], key: str) -> str:
+def name_field(request: Mapping[str, Any], key: str) -> str:
+    """A required name-like field (order and withdrawal ids, accounts, symbols, assets, refs, tickets): a
+    non-empty string that encodes as UTF-8 (no lone surrogate such as a JSON "\\ud800"), or an int as text."""
     value = request[key]
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str) or not value:
-        raise MoneyError(f"{key} must be a non-empty string")
+        raise FieldError(f"{key} must be a non-empty string")
+    if not value.isascii():  # ASCII always encodes; the rest only without lone surrogates
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError(f"{key} is not valid UTF-8 text (it holds a lone surrogate)") from None
     return value
 
 
@@ -111,23 +121,23 @@ def _integer(request: Mapping[str, Any], key: str, low: int, high: int, default:
         return default
     value = request[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MoneyError(f"{key} must be an integer, not {value!r}")
+        raise FieldError(f"{key} must be an integer, not {value!r}")
     if not low <= value <= high:
-        raise MoneyError(f"{key} must be in {low}..{high}, not {value}")
+        raise FieldError(f"{key} must be in {low}..{high}, not {value}")
     return value
 
 
 def _status(request: Mapping[str, Any], names: Mapping[str, int]) -> int:
     value = request["status"]
     if not isinstance(value, str):
-        raise MoneyError(f"status must be one of {', '.join(names)}")
+        raise FieldError(f"status must be one of {', '.join(names)}")
     return names.get(value, INVALID_STATUS)  # the engine rejects an unknown one: INVALID_STATUS
 
 
 def encode_money(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any], op: str) -> str | None:
     """Fill cmd (a dict in COMMAND_DTYPE order) for a funds op; returns the problem behind a cmd.reject.
 
-    Raises MoneyError for a request that yields no command.
+    Raises FieldError for a request that yields no command.
     """
     cmd["op"] = MONEY_OPS[op]
     problems: list[str] = []
@@ -147,11 +157,11 @@ def encode_money(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any], op
             return 0
 
     if "account" in request:
-        cmd["account"] = edge.accounts.id(_name(request, "account"))
+        cmd["account"] = edge.accounts.id(name_field(request, "account"))
     if "asset" in request:
-        cmd["asset"] = edge.assets.id_of(_name(request, "asset")) or UNKNOWN_ASSET_ID
+        cmd["asset"] = edge.assets.id_of(name_field(request, "asset")) or UNKNOWN_ASSET_ID
     if "symbol" in request:
-        cmd["symbol"] = edge.instruments.id_of(_name(request, "symbol")) or UNKNOWN_SYMBOL_ID
+        cmd["symbol"] = edge.instruments.id_of(name_field(request, "symbol")) or UNKNOWN_SYMBOL_ID
     if op == "asset":
         _encode_add_asset(edge, cmd, request)
     elif op == "create_account":
@@ -161,20 +171,20 @@ def encode_money(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any], op
         edge.known_accounts.add(cmd["account"])
     elif op == "deposit":
         cmd["qty"] = amount(cmd["asset"])
-        cmd["aux1"], cmd["aux2"] = ref_hash(_name(request, "ref"))
+        cmd["aux1"], cmd["aux2"] = ref_hash(name_field(request, "ref"))
     elif op in ("withdraw_hold", "withdraw_settle", "withdraw_release"):
-        cmd["order_id"] = edge.withdrawals.id(_name(request, "id"))
+        cmd["order_id"] = edge.withdrawals.id(name_field(request, "id"))
         if op == "withdraw_hold":
             cmd["qty"] = amount(cmd["asset"])
     elif op == "transfer":
-        cmd["aux1"] = edge.accounts.id(_name(request, "to"))
+        cmd["aux1"] = edge.accounts.id(name_field(request, "to"))
         cmd["qty"] = amount(cmd["asset"])
     elif op == "adjust":
-        reason = _name(request, "reason")
+        reason = name_field(request, "reason")
         if reason not in ADJUST_REASONS:
-            raise MoneyError(f"reason must be one of {', '.join(ADJUST_REASONS)}, not {reason!r}")
+            raise FieldError(f"reason must be one of {', '.join(ADJUST_REASONS)}, not {reason!r}")
         cmd["flags"] = ADJUST_REASONS[reason]
-        cmd["order_id"] = edge.tickets.id(_name(request, "ticket"))
+        cmd["order_id"] = edge.tickets.id(name_field(request, "ticket"))
         cmd["qty"] = amount(cmd["asset"], signed=True)
     elif op == "set_fees":
         cmd["flags"] = _integer(request, "tier", 0, MAX_TIER, 0)
@@ -192,7 +202,7 @@ def encode_money(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any], op
 
 
 def _encode_add_asset(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any]) -> None:
-    name = _name(request, "name")
+    name = name_field(request, "name")
     existing = edge.assets.id_of(name)
     if existing is not None:  # the engine refuses a second definition (INVALID_ASSET)
         cmd["asset"], cmd["qty"] = existing, _integer(request, "decimals", *INT64)
@@ -202,7 +212,7 @@ def _encode_add_asset(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any
         # Registered now: the engine accepts every valid definition of a new id.
         cmd["asset"] = edge.assets.add(asset)
     except InstrumentError as exc:
-        raise MoneyError(str(exc)) from None
+        raise FieldError(str(exc)) from None
     cmd["qty"] = asset.decimals
 
 
@@ -227,7 +237,8 @@ def _encode_limits(edge: Edge, cmd: dict[str, int], request: Mapping[str, Any],
 
 def decode_applied(edge: Edge, event: tuple, request: Mapping[str, Any] | None) -> dict[str, Any]:
     """The fields of an APPLIED event (a tuple from events.tolist()) in the input vocabulary."""
-    op, account, order_id, price, qty, symbol, flags, target = (event[_F[k]] for k in _APPLIED_FIELDS)
+    op, account, order_id, price, qty, symbol, flags, target = (event[EVENT_INDEX[k]]
+                                                                for k in _APPLIED_FIELDS)
     name = MONEY_OP_NAMES.get(op, str(op))
     out: dict[str, Any] = {"op": name}
     asset = edge.assets.by_id(symbol)
@@ -249,8 +260,8 @@ def decode_applied(edge: Edge, event: tuple, request: Mapping[str, Any] | None) 
     elif op == Op.TRANSFER:
         out.update(account=who, to=edge.accounts.name(target), asset=asset_name, amount=amount(qty))
     elif op == Op.ADJUST:
-        out.update(account=who, asset=asset_name, amount=amount(qty), reason=_REASON_NAMES.get(flags, flags),
-                   ticket=edge.tickets.name(order_id))
+        out.update(account=who, asset=asset_name, amount=amount(qty),
+                   adjust_reason=_ADJUST_REASON_NAMES.get(flags, flags), ticket=edge.tickets.name(order_id))
     elif op in (Op.SET_FEE_TIER, Op.SET_ACCOUNT_STATUS):
         out["account"] = who
         if op == Op.SET_FEE_TIER:
@@ -287,7 +298,7 @@ def _decode_symbol_op(edge: Edge, out: dict[str, Any], op: int, price: int, qty:
 def decode_posting(edge: Edge, event: tuple) -> dict[str, Any]:
     """The fields of a POSTING event (a tuple from events.tolist()): amounts as decimals of the asset."""
     (account, asset_id, available, held, available_after, held_after, kind, cause, order_id, counterparty,
-     fee) = (event[_F[k]] for k in _POSTING_FIELDS)
+     fee) = (event[EVENT_INDEX[k]] for k in _POSTING_FIELDS)
     asset = edge.assets.by_id(asset_id)
     amount = asset.format if asset else str
     out: dict[str, Any] = {
