@@ -18,7 +18,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from core_cython.records import Op, Reason, Stp
+from core_cython.records import Op, Stp
 from journal.ledger import check_ledger
 from tests.engine_helpers import (
     BUY,
@@ -56,6 +56,19 @@ from tests.reference_funds import (
     withdraw_settle,
 )
 from tests.reference_model import Event, events_from_array
+from tests.strategies import (
+    BAD_STOPS,
+    EDGE_REJECTS,
+    ORD_TYPES,
+    PRICES,
+    QTYS,
+    SIDES,
+    STOPS,
+    STPS,
+    SYMBOL,
+    TIFS,
+    mostly,
+)
 
 engine_mod = pytest.importorskip("core_cython.engine")
 Engine = engine_mod.Engine
@@ -81,22 +94,6 @@ SETUP: list[Command] = [
 ]
 
 
-def mostly(common: Sequence[Any], rare: Sequence[Any], one_in: int) -> st.SearchStrategy[Any]:
-    """A common value, or about once in one_in draws a rare (usually invalid) one."""
-    reps = max(1, round(len(rare) * (one_in - 1) / len(common)))
-    return st.sampled_from([*common] * reps + [*rare])
-
-
-PRICES = mostly(range(97, 104), [-1, 0, 1, 150, 151, 200, 201], 25)
-QTYS = mostly(range(1, 11), [-1, 0, 29, 30, 31, 40, 41], 25)
-SYMBOL = mostly(SYMBOLS, [0, 3], 40)
-SIDES = mostly([BUY, SELL], [0, 3], 60)
-ORD_TYPES = mostly([LIMIT, LIMIT, LIMIT, MARKET], [0, 3], 60)
-TIFS = mostly([GTC, GTC, GTC, GTC, GTC, IOC, FOK], [0, 4], 60)
-STPS = mostly(list(Stp), [4], 60)
-STOPS = mostly([0], range(96, 105), 7)
-BAD_STOPS = [-1, 151, 201]
-EDGE_REJECTS = mostly([0], [Reason.OFF_TICK, Reason.OFF_LOT, Reason.MALFORMED], 60)
 TRADERS = mostly(CUSTOMERS, [0, 1, 3, 5, 19, 99], 20)  # rare: system, fee, unknown accounts
 ACCOUNTS = mostly(CUSTOMERS, [0, 1, 2, 3, 19, 99], 10)
 ASSETS = mostly([BTC, USD, ETH], [0, 4, 5000], 20)
