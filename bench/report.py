@@ -27,6 +27,7 @@ class Target:
 ENGINE_TARGET = Target("engine alone", "commands/s", 1_000_000, True)
 JOURNAL_SYNC_TARGET = Target("journal sync group commit", "events/s", 300_000, True)
 RECOVERY_TARGET = Target("recovery", "s per 1,000,000 events", 3.0, False)
+RING_TARGET = Target("ring buffer, one producer", "messages/s", 5_000_000, True)
 
 
 def fmt_num(x: float) -> str:

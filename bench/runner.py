@@ -1,4 +1,5 @@
-"""Benchmark the engine alone, behind the journal (async and sync), and recovery; targets beside results.
+"""Benchmark the engine alone, behind the journal (async and sync), recovery, and the shared-memory
+ring; targets beside results.
 
 Each section runs in core mode (matching only) and in funds mode (accounts, pre-trade risk, holds,
 fees and settlement postings) on the same measured order flow, side by side (--funds picks).
@@ -18,12 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engine_bench, journal_bench
+from bench import engine_bench, journal_bench, ring_bench
 from bench.machine import machine_info
 from bench.report import (
     ENGINE_TARGET,
     JOURNAL_SYNC_TARGET,
     RECOVERY_TARGET,
+    RING_TARGET,
     Printer,
     Target,
     fmt_ns,
@@ -42,7 +44,10 @@ from bench.workload import (
 from bench.workload_file import WorkloadFileError, load_workload_file
 from venue.argtypes import count, positive_int
 
-SECTIONS = ("engine", "journal", "recovery")
+SECTIONS = ("engine", "journal", "recovery", "ring")
+# (producers, consumer wait strategy, planned messages/s in all; 0 = flat out)
+RING_RUNS = ((1, "spin", 0), (4, "block", 0), (1, "block", 100_000))
+RING_MESSAGES = 4_000_000
 DEFAULT_BATCH = 2048
 DEFAULTS = WorkloadConfig()
 FUNDS_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -81,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", metavar="DIR",
                         help="parent of the run's fresh journal directory (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the journals after the run")
+    parser.add_argument("--ring-messages", type=positive_int, default=RING_MESSAGES, metavar="N",
+                        help="messages per flat-out ring run (default %(default)s; a paced run sends "
+                             "at most 3 s worth)")
 
 
 def _workload(args: argparse.Namespace) -> Workload:
@@ -204,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
             sync_journals = _section_journal(out, wl, modes, args, work_dir, result)
         if "recovery" in sections:
             _section_recovery(out, wl, modes, args, work_dir, sync_journals, result)
+        if "ring" in sections:
+            _section_ring(out, result, args.ring_messages)
     finally:
         if args.keep:
             out.emit(f"\njournals kept in {work_dir}")
@@ -342,10 +352,35 @@ def _section_recovery(out: Printer, wl: Workload, modes: tuple[bool, ...], args:
     result["recovery"] = {MODE_KEY[f]: runs[f].as_dict() for f in modes}
 
 
+def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
+    """Gateway processes -> engine: COMMAND_SIZE slots from producer processes to this one."""
+    runs = [ring_bench.run_ring(p, messages if not rate else min(messages, rate * 3), wait, rate)
+            for p, wait, rate in RING_RUNS]
+    headings = [f"{r.producers} producer{'s' * (r.producers > 1)}, {r.wait}"
+                + (f", {fmt_num(r.rate)}/s" if r.rate else ", flat out") for r in runs]
+    rows = [("messages/s", [fmt_num(r.messages_per_s) for r in runs]),
+            ("messages", [f"{r.messages:,}" for r in runs]),
+            *((f"latency {k}", [fmt_ns(r.latency_ns[k]) for r in runs]) for k in LATENCIES),
+            ("ring full: retries", [f"{r.full_retries:,}" for r in runs]),
+            ("dropped / skipped", [f"{r.dropped} / {r.skipped}" for r in runs])]
+    result["targets"]["ring_messages_per_s"] = RING_TARGET.verdict(runs[0].messages_per_s)
+    rows.append((f"target {RING_TARGET.describe()}",
+                 ["met" if RING_TARGET.met(runs[0].messages_per_s) else "NOT MET", "", ""]))
+    out.section(f"[4] shared-memory ring, {ring_bench.RING_CAPACITY:,} slots of 96 bytes "
+                "(producer processes -> this process)")
+    out.table(headings, rows, width=34)
+    out.emit("  latency = planned (paced) or actual publish time -> taken by the consumer; flat out it is "
+             "mostly queueing in a full ring")
+    result["ring"] = [r.as_dict() for r in runs]
+
+
 def _summary(out: Printer, result: dict[str, Any]) -> None:
     if not result["targets"]:
         return
     out.section("targets")
+    ring = result["targets"].get("ring_messages_per_s")
+    if ring is not None:
+        out.emit(f"  {RING_TARGET.name:<46} {target_line(RING_TARGET, ring['measured'])}")
     for name, target in TARGETS.items():
         for funds in (False, True):
             verdict = result["targets"].get(_target_key(name, funds))

@@ -17,7 +17,8 @@ pytest.importorskip("core_cython.engine")
 from bench.runner import main  # noqa: E402
 from bench.workload_file import WorkloadFileError, load_workload_file  # noqa: E402
 
-TINY = ["--commands", "3000", "--preload", "500", "--symbols", "2", "--accounts", "50", "--batch", "256"]
+TINY = ["--commands", "3000", "--preload", "500", "--symbols", "2", "--accounts", "50", "--batch", "256",
+        "--ring-messages", "20000"]
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[str, dict]:
@@ -35,9 +36,13 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
     for heading in ("machine", "[1] engine in-process", "[2] engine + journal", "[3] recovery", "targets",
                     "seed 42", "3,000", "256 commands per group commit", "async", "sync",
                     "core only", "risk + settlement", "funds setup", "postings per command",
-                    "rejected (of commands)", "insufficient_funds", "latency p99.9"):
+                    "rejected (of commands)", "insufficient_funds", "latency p99.9",
+                    "[4] shared-memory ring"):
         assert heading in text
-    assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2  # every target, in both modes
+    # every engine/journal/recovery target in both modes, and the ring's
+    assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1
+    assert [r["messages"] for r in res["ring"]] == [20000, 20000, 20000]
+    assert all(r["dropped"] == 0 and r["skipped"] == 0 for r in res["ring"])
     assert res["modes"] == ["core", "funds"]
 
     core, funds = res["engine"]["core"], res["engine"]["funds"]
@@ -74,7 +79,8 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
 
     assert set(res["targets"]) == {"engine_commands_per_s", "journal_sync_events_per_s",
                                    "recovery_s_per_million_events", "engine_funds_commands_per_s",
-                                   "journal_funds_sync_events_per_s", "recovery_funds_s_per_million_events"}
+                                   "journal_funds_sync_events_per_s", "recovery_funds_s_per_million_events",
+                                   "ring_messages_per_s"}
     assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
     assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
 

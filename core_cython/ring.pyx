@@ -1,0 +1,323 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""Multi-producer, single-consumer ring of fixed-size slots in shared memory (gateways -> engine).
+
+Our own code: the Aeron Python bindings do not build here, and the ring is a few hundred lines.
+Layout of the shared file (little-endian, every hot word on its own cache line):
+
+    0    header: magic, version, slot size, capacity
+    64   claim     u64  next sequence a producer may claim (producers CAS it)
+    128  consumed  u64  every sequence below it has been read (the consumer stores it)
+    192  wake      u32  futex word producers bump to wake a sleeping consumer; then `sleeping` u32
+    256  slots: capacity x stride, stride = 8-byte stamp + payload, rounded up to 64 bytes
+
+A producer claims sequence s with a CAS on `claim` (refused while s - consumed >= capacity: the
+ring is full, backpressure), copies its payload into slot s % capacity, then publishes by a
+release-CAS of the slot's stamp to 2s+1. The consumer reads slot s once its stamp (acquire) is
+2s+1. A producer that dies between claim and publish would stall the consumer forever, so once
+the slot has stayed unpublished past a deadline, the consumer CASes its stamp to 2s+2 (skipped)
+and goes on; a producer that was only slow then fails its publish CAS and learns its message was
+not delivered (it answers its client with a reject: nothing is dropped silently).
+"""
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+import mmap
+import os
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <linux/futex.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #include <time.h>
+    static inline uint64_t ring_load(uint64_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline uint64_t ring_load_relaxed(uint64_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void ring_store(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int ring_cas(uint64_t* p, uint64_t expected, uint64_t desired) {
+        return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    static inline uint32_t ring_load32(uint32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+    static inline void ring_store32(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+    static inline void ring_add32(uint32_t* p) { __atomic_add_fetch(p, 1, __ATOMIC_SEQ_CST); }
+    static inline void ring_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+    static inline void ring_futex_wait(uint32_t* p, uint32_t seen, long timeout_ns) {
+        struct timespec ts = { timeout_ns / 1000000000L, timeout_ns % 1000000000L };
+        syscall(SYS_futex, p, FUTEX_WAIT, seen, &ts, NULL, 0);   /* shared mapping: not PRIVATE */
+    }
+    static inline void ring_futex_wake(uint32_t* p) { syscall(SYS_futex, p, FUTEX_WAKE, 1, NULL, NULL, 0); }
+    static inline void ring_yield(void) { sched_yield(); }
+    static inline void ring_pause(void) {
+    #if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+    #endif
+    }
+    """
+    uint64_t ring_load(uint64_t* p) nogil
+    uint64_t ring_load_relaxed(uint64_t* p) nogil
+    void ring_store(uint64_t* p, uint64_t v) nogil
+    bint ring_cas(uint64_t* p, uint64_t expected, uint64_t desired) nogil
+    uint32_t ring_load32(uint32_t* p) nogil
+    void ring_store32(uint32_t* p, uint32_t v) nogil
+    void ring_add32(uint32_t* p) nogil
+    void ring_fence() nogil
+    void ring_futex_wait(uint32_t* p, uint32_t seen, long timeout_ns) nogil
+    void ring_futex_wake(uint32_t* p) nogil
+    void ring_yield() nogil
+    void ring_pause() nogil
+
+MAGIC = 0x474E495255454E56   # "VENURING"
+VERSION = 1
+
+cdef enum:
+    HEADER = 256
+    OFF_CLAIM = 64
+    OFF_CONSUMED = 128
+    OFF_WAKE = 192
+    OFF_SLEEPING = 196
+
+cdef enum:   # publish() results
+    P_OK = 0
+    P_FULL = 1       # backpressure: the consumer is a whole ring behind
+    P_DROPPED = 2    # the consumer gave up on this slot (the producer stalled past the deadline)
+
+OK, FULL, DROPPED = P_OK, P_FULL, P_DROPPED
+
+WAIT_STRATEGIES = ("spin", "yield", "block")
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec * 1000000000 + t.tv_nsec
+
+
+def ring_bytes(uint64_t capacity, uint32_t slot_size) -> int:
+    """Size of the shared file for a ring of this shape."""
+    return HEADER + capacity * _stride(slot_size)
+
+
+cdef inline uint64_t _stride(uint32_t slot_size) noexcept nogil:
+    return (8 + slot_size + 63) // 64 * 64
+
+
+cdef class Ring:
+    """One process's handle on a ring file (create it once, attach from every process)."""
+
+    @staticmethod
+    def create(path: str, uint64_t capacity=65536, uint32_t slot_size=96) -> Ring:
+        """A new, empty ring file (replacing any old one). capacity must be a power of two."""
+        if capacity < 2 or capacity & (capacity - 1) or slot_size == 0:
+            raise ValueError("capacity must be a power of two >= 2 and slot_size > 0")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.truncate(ring_bytes(capacity, slot_size))
+            header = (MAGIC.to_bytes(8, "little") + VERSION.to_bytes(4, "little")
+                      + slot_size.to_bytes(4, "little") + capacity.to_bytes(8, "little"))
+            f.write(header)
+        os.replace(tmp, path)  # attachers never see a half-initialised file
+        return Ring.attach(path)
+
+    @staticmethod
+    def attach(path: str) -> Ring:
+        cdef Ring r = Ring.__new__(Ring)
+        r._open(path)
+        return r
+
+    cdef void _open(self, str path) except *:
+        cdef unsigned char[::1] view
+        self._file = open(path, "r+b")
+        self._mm = mmap.mmap(self._file.fileno(), 0)
+        view = self._mm
+        self.base = &view[0]
+        if int.from_bytes(self._mm[0:8], "little") != MAGIC or int.from_bytes(self._mm[8:12], "little") != VERSION:
+            raise ValueError(f"{path} is not a ring file of this version")
+        self.slot_size = int.from_bytes(self._mm[12:16], "little")
+        self.capacity = int.from_bytes(self._mm[16:24], "little")
+        self.stride = _stride(self.slot_size)
+        if len(self._mm) != ring_bytes(self.capacity, self.slot_size):
+            raise ValueError(f"{path} has the wrong size for its header")
+        self.mask = self.capacity - 1
+        self.claim = <uint64_t*>(self.base + OFF_CLAIM)
+        self.consumed = <uint64_t*>(self.base + OFF_CONSUMED)
+        self.wake = <uint32_t*>(self.base + OFF_WAKE)
+        self.sleeping = <uint32_t*>(self.base + OFF_SLEEPING)
+        self.cursor = ring_load(self.consumed)   # a restarted consumer resumes where it stopped
+        self.stalled_since = 0
+        self.skipped = 0
+
+    def close(self) -> None:
+        self.base = NULL
+        self._mm.close()
+        self._file.close()
+
+    cdef uint64_t* _stamp(self, uint64_t seq) noexcept nogil:
+        return <uint64_t*>(self.base + HEADER + (seq & self.mask) * self.stride)
+
+    # ------------------------------------------------------------------ producers
+
+    cdef int _claim(self, uint64_t n, uint64_t* first) noexcept nogil:
+        """Claim n consecutive sequences, or FULL if the ring lacks room for all of them."""
+        cdef uint64_t c
+        while True:
+            c = ring_load_relaxed(self.claim)
+            if c + n - ring_load(self.consumed) > self.capacity:
+                return P_FULL
+            if ring_cas(self.claim, c, c + n):
+                first[0] = c
+                return P_OK
+            ring_pause()
+
+    cdef int _fill(self, uint64_t seq, const unsigned char* payload) noexcept nogil:
+        """Copy a claimed slot's payload and publish it; DROPPED if the consumer skipped it."""
+        cdef uint64_t* stamp = self._stamp(seq)
+        cdef uint64_t old = ring_load(stamp)
+        if old == 2 * seq + 2:
+            return P_DROPPED
+        memcpy(<unsigned char*>stamp + 8, payload, self.slot_size)
+        if not ring_cas(stamp, old, 2 * seq + 1):
+            return P_DROPPED
+        return P_OK
+
+    cdef void _wake_consumer(self) noexcept nogil:
+        ring_fence()   # the stamp store must be visible before we read `sleeping` (no lost wake-up)
+        if ring_load32(self.sleeping):
+            ring_add32(self.wake)
+            ring_futex_wake(self.wake)
+
+    cdef int publish_ptr(self, const unsigned char* payload) noexcept nogil:
+        cdef uint64_t seq
+        cdef int r = self._claim(1, &seq)
+        if r != P_OK:
+            return r
+        r = self._fill(seq, payload)
+        self._wake_consumer()
+        return r
+
+    def publish(self, payload) -> int:
+        """Publish one slot_size-byte payload: OK, FULL (retry or reject: busy) or DROPPED."""
+        cdef const unsigned char[::1] data = memoryview(payload).cast("B")
+        if <uint32_t>data.shape[0] != self.slot_size:
+            raise ValueError(f"payload must be {self.slot_size} bytes")
+        return self.publish_ptr(&data[0])
+
+    def publish_many(self, records) -> int:
+        """Publish a C-contiguous array of records (itemsize = slot_size) with one claim for all of
+        them; returns how many were published (0 if the ring lacks room for the whole batch)."""
+        cdef const unsigned char[::1] data = memoryview(records).cast("B")
+        cdef uint64_t n = data.shape[0] // self.slot_size
+        cdef uint64_t first
+        cdef uint64_t i
+        cdef uint64_t done = 0
+        if n * self.slot_size != <uint64_t>data.shape[0]:
+            raise ValueError(f"records must be a whole number of {self.slot_size}-byte slots")
+        if n == 0 or n > self.capacity:
+            return 0
+        with nogil:
+            if self._claim(n, &first) == P_OK:
+                for i in range(n):
+                    if self._fill(first + i, &data[i * self.slot_size]) == P_OK:
+                        done += 1
+                self._wake_consumer()
+        return done
+
+    def claim_without_publishing(self) -> int:
+        """Test hook: what a producer that dies mid-claim leaves behind."""
+        cdef uint64_t seq
+        if self._claim(1, &seq) != P_OK:
+            return -1
+        return seq
+
+    def fill_claimed(self, uint64_t seq, payload) -> int:
+        """Test hook: finish a claim made by claim_without_publishing (a slow producer)."""
+        cdef const unsigned char[::1] data = memoryview(payload).cast("B")
+        return self._fill(seq, &data[0])
+
+    # ------------------------------------------------------------------ the consumer
+
+    cdef uint64_t _take(self, unsigned char* out, uint64_t max_n, int64_t stall_ns) noexcept nogil:
+        """Copy up to max_n published slots into out; skip a slot stuck past the deadline."""
+        cdef uint64_t n = 0
+        cdef uint64_t s = self.cursor
+        cdef uint64_t st
+        cdef uint64_t* stamp
+        cdef int64_t t
+        while n < max_n:
+            stamp = self._stamp(s)
+            st = ring_load(stamp)
+            if st == 2 * s + 1:
+                memcpy(out + n * self.slot_size, <unsigned char*>stamp + 8, self.slot_size)
+                n += 1
+                s += 1
+                self.stalled_since = 0
+            elif st == 2 * s + 2:
+                s += 1
+            elif ring_load(self.claim) > s and stall_ns >= 0:
+                # Claimed but not published: a producer is writing, or died mid-claim.
+                t = now_ns()
+                if self.stalled_since == 0:
+                    self.stalled_since = t
+                    break
+                if t - self.stalled_since < stall_ns:
+                    break
+                if ring_cas(stamp, st, 2 * s + 2):
+                    self.skipped += 1
+                    self.stalled_since = 0
+                    s += 1
+            else:
+                break
+        if s != self.cursor:
+            self.cursor = s
+            ring_store(self.consumed, s)   # frees the slots for producers
+        return n
+
+    cdef uint64_t take_ptr(self, unsigned char* out, uint64_t max_n, int strategy, int64_t timeout_ns,
+                           int64_t stall_ns) noexcept nogil:
+        """Wait (by strategy) until something arrives or timeout_ns passes; return how many."""
+        cdef uint64_t n = self._take(out, max_n, stall_ns)
+        cdef int64_t deadline
+        cdef int spins = 0
+        cdef uint32_t seen
+        if n or timeout_ns <= 0:
+            return n
+        deadline = now_ns() + timeout_ns
+        while True:
+            spins += 1
+            if strategy == 0 or spins < 200:         # spin: lowest latency, burns the core
+                ring_pause()
+            elif strategy == 1 or spins < 400:       # yield: gives the core to the producer
+                ring_yield()
+            else:                                    # block on the futex (1 ms at most, to re-check stalls)
+                seen = ring_load32(self.wake)
+                ring_store32(self.sleeping, 1)
+                ring_fence()
+                if ring_load(self._stamp(self.cursor)) != 2 * self.cursor + 1:
+                    ring_futex_wait(self.wake, seen, 1000000)
+                ring_store32(self.sleeping, 0)
+            n = self._take(out, max_n, stall_ns)
+            if n or now_ns() >= deadline:
+                return n
+
+    def take(self, out, int64_t timeout_ns=0, str wait="block", int64_t stall_ns=50_000_000) -> int:
+        """Consumer: copy published slots into `out` (a writable array of slot_size records), waiting
+        up to timeout_ns with the given strategy; return how many. Only one process may consume."""
+        cdef unsigned char[::1] buf = memoryview(out).cast("B")
+        cdef uint64_t max_n = buf.shape[0] // self.slot_size
+        cdef int strategy = WAIT_STRATEGIES.index(wait)
+        cdef uint64_t n
+        if max_n == 0:
+            return 0
+        with nogil:
+            n = self.take_ptr(&buf[0], max_n, strategy, timeout_ns, stall_ns)
+        return n
+
+    @property
+    def claimed(self) -> int:
+        return ring_load(self.claim)
+
+    @property
+    def consumed_seq(self) -> int:
+        return ring_load(self.consumed)
