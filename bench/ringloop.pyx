@@ -8,6 +8,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from core_cython.ring cimport Ring
 
+from core_cython.ring import WAIT_STRATEGIES
+
 cdef extern from *:
     """
     #include <sched.h>
@@ -76,7 +78,7 @@ def drain(Ring ring, uint64_t count, int64_t[::1] lat_ns, str wait="block", uint
     """Consumer: take `count` slots (in batches), writing each one's publish-to-take latency into
     lat_ns. Stops early if nothing arrives for timeout_ns; returns how many were taken."""
     cdef unsigned char[::1] out = bytearray(ring.slot_size * batch)
-    cdef int strategy = ("spin", "yield", "block").index(wait)
+    cdef int strategy = WAIT_STRATEGIES.index(wait)
     cdef uint64_t got = 0
     cdef uint64_t n
     cdef uint64_t k

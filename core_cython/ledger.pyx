@@ -351,7 +351,7 @@ cdef class Ledger:
             prev_asset = asset
             self._add_asset(asset, dec)
         total = {}    # asset -> sum over all accounts (Python ints: a hostile snapshot cannot wrap them)
-        held_by_customers = {}
+        supply = {}
         n = r.u32()
         for k in range(n):
             id = r.u64()
@@ -385,7 +385,7 @@ cdef class Ledger:
                 else:
                     if avail < 0 or held < 0:
                         raise ValueError("snapshot: negative balance")
-                    held_by_customers[asset] = held_by_customers.get(asset, 0) + avail + held
+                    supply[asset] = supply.get(asset, 0) + avail + held
                 self.balance(acct, asset).avail = avail
                 self.balance(acct, asset).held = held
                 total[asset] = total.get(asset, 0) + avail + held
@@ -397,7 +397,7 @@ cdef class Ledger:
         self.fees_idx = self.find(ACCOUNT_FEES)
         if any(v != 0 for v in total.values()):
             raise ValueError("snapshot: balances of an asset do not sum to zero")
-        if any(v > MAX_SUPPLY for v in held_by_customers.values()):
+        if any(v > MAX_SUPPLY for v in supply.values()):
             raise ValueError("snapshot: an asset's supply exceeds the cap")
         m = r.u64()
         for k in range(m):
