@@ -28,6 +28,8 @@ ENGINE_TARGET = Target("engine alone", "commands/s", 1_000_000, True)
 JOURNAL_SYNC_TARGET = Target("journal sync group commit", "events/s", 300_000, True)
 RECOVERY_TARGET = Target("recovery", "s per 1,000,000 events", 3.0, False)
 RING_TARGET = Target("ring buffer, one producer", "messages/s", 5_000_000, True)
+E2E_LATENCY_TARGET = Target("SBE round trip p99 at 10,000 orders/s", "us", 100, False)
+E2E_THROUGHPUT_TARGET = Target("SBE orders answered, 4 sessions", "orders/s", 100_000, True)
 
 
 def fmt_num(x: float) -> str:

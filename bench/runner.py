@@ -22,6 +22,8 @@ from typing import Any
 from bench import engine_bench, journal_bench, ring_bench
 from bench.machine import machine_info
 from bench.report import (
+    E2E_LATENCY_TARGET,
+    E2E_THROUGHPUT_TARGET,
     ENGINE_TARGET,
     JOURNAL_SYNC_TARGET,
     RECOVERY_TARGET,
@@ -44,10 +46,13 @@ from bench.workload import (
 from bench.workload_file import WorkloadFileError, load_workload_file
 from venue.argtypes import count, positive_int
 
-SECTIONS = ("engine", "journal", "recovery", "ring")
+SECTIONS = ("engine", "journal", "recovery", "ring", "e2e")
 # (producers, consumer wait strategy, planned messages/s in all; 0 = flat out)
 RING_RUNS = ((1, "spin", 0), (4, "block", 0), (1, "block", 100_000))
 RING_MESSAGES = 4_000_000
+# (label, journal durability, orders/s offered over 4 sessions, seconds)
+E2E_RUNS = (("latency", "async", 10_000, 10.0), ("latency, fsync", "sync", 10_000, 10.0),
+            ("throughput", "async", 150_000, 5.0))
 DEFAULT_BATCH = 2048
 DEFAULTS = WorkloadConfig()
 FUNDS_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -86,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", metavar="DIR",
                         help="parent of the run's fresh journal directory (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the journals after the run")
+    parser.add_argument("--e2e-seconds", type=float, default=None, metavar="S",
+                        help="seconds of each end-to-end run (default: 10 for latency, 5 for throughput)")
     parser.add_argument("--ring-messages", type=positive_int, default=RING_MESSAGES, metavar="N",
                         help="messages per flat-out ring run (default %(default)s; a paced run sends "
                              "at most 3 s worth)")
@@ -214,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
             _section_recovery(out, wl, modes, args, work_dir, sync_journals, result)
         if "ring" in sections:
             _section_ring(out, result, args.ring_messages)
+        if "e2e" in sections:
+            _section_e2e(out, result, args.seed, args.e2e_seconds)
     finally:
         if args.keep:
             out.emit(f"\njournals kept in {work_dir}")
@@ -374,6 +383,41 @@ def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
     result["ring"] = [r.as_dict() for r in runs]
 
 
+def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float | None) -> None:
+    """venue loadgen against engine + SBE gateway processes, started as `venue run` starts them."""
+    from bench import e2e_bench
+
+    runs = [e2e_bench.run_e2e(label, durability=durability, rate=rate, duration=seconds or duration,
+                              seed=seed)
+            for label, durability, rate, duration in E2E_RUNS]
+    headings = [f"{r.label}: {fmt_num(r.rate)}/s offered, {r.durability}" for r in runs]
+    lat = [r.latency_us for r in runs]
+    lg = [r.loadgen for r in runs]
+    rows = [("orders sent / answered", [f"{x['sent']:,} / {x['answered']:,}" for x in lg]),
+            ("orders answered per s", [fmt_num(round(r.answered_per_s)) for r in runs]),
+            *((f"round trip {k}", [f"{x[k]:,.0f} us" for x in lat]) for k in ("p50", "p99", "p99.9", "max")),
+            ("client send lag p99", [f"{x['send_lag_us']['p99']:,.0f} us" for x in lg]),
+            ("trades", [f"{x['trades']:,}" for x in lg]),
+            ("engine batches (commands each)", [_batches(r.engine) for r in runs]),
+            ("unanswered / busy / throttled", [f"{x['unanswered']} / {x['responses'].get('busy', 0)} / "
+                                               f"{x['responses'].get('throttled', 0)}" for x in lg])]
+    latency = next(r for r in runs if r.label == "latency")
+    throughput = next(r for r in runs if r.label == "throughput")
+    result["targets"]["e2e_p99_us"] = E2E_LATENCY_TARGET.verdict(latency.latency_us["p99"])
+    result["targets"]["e2e_orders_per_s"] = E2E_THROUGHPUT_TARGET.verdict(throughput.answered_per_s)
+    out.section(f"[5] end to end over loopback: venue loadgen -> SBE gateway -> rings -> engine + journal "
+                f"-> back (4 sessions, seed {seed})")
+    out.table(headings, rows, width=34)
+    out.emit("  round trip = planned send time of a NewOrder -> its first answer at the client (no "
+             "coordinated omission); loadgen, gateway and engine share the machine's cores")
+    result["e2e"] = [r.as_dict() for r in runs]
+
+
+def _batches(engine: dict[str, Any]) -> str:
+    batches = engine.get("batches", 0)
+    return f"{batches:,} ({engine.get('commands', 0) / max(1, batches):.1f})"
+
+
 def _summary(out: Printer, result: dict[str, Any]) -> None:
     if not result["targets"]:
         return
@@ -381,6 +425,10 @@ def _summary(out: Printer, result: dict[str, Any]) -> None:
     ring = result["targets"].get("ring_messages_per_s")
     if ring is not None:
         out.emit(f"  {RING_TARGET.name:<46} {target_line(RING_TARGET, ring['measured'])}")
+    for key, target in (("e2e_p99_us", E2E_LATENCY_TARGET), ("e2e_orders_per_s", E2E_THROUGHPUT_TARGET)):
+        verdict = result["targets"].get(key)
+        if verdict is not None:
+            out.emit(f"  {target.name:<46} {target_line(target, verdict['measured'])}")
     for name, target in TARGETS.items():
         for funds in (False, True):
             verdict = result["targets"].get(_target_key(name, funds))

@@ -62,6 +62,13 @@ EVENT_DTYPE = np.dtype(
 COMMAND_SIZE = COMMAND_DTYPE.itemsize  # 96
 EVENT_SIZE = EVENT_DTYPE.itemsize  # 104
 
+# The rings' records (core_cython/envelope.pxd): a command or event plus the origin of its request.
+ORIGIN_FIELDS = [("request_id", "<u8"), ("session", "<u4"), ("gateway", "<u2"), ("flags", "<u2")]
+REQUEST_DTYPE = np.dtype([("cmd", COMMAND_DTYPE), *ORIGIN_FIELDS])  # 112 bytes, gateway -> engine
+OUTCOME_DTYPE = np.dtype([("ev", EVENT_DTYPE), *ORIGIN_FIELDS])  # 120 bytes, engine -> gateways
+ADMIN_GATEWAY = 0  # origin.gateway of the operator's admin path; gateways are numbered from 1
+OUTCOME_LAST_OF_COMMAND = 1  # origin.flags on a command's last event
+
 
 class Op(IntEnum):
     NEW = 1

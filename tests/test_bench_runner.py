@@ -18,7 +18,7 @@ from bench.runner import main  # noqa: E402
 from bench.workload_file import WorkloadFileError, load_workload_file  # noqa: E402
 
 TINY = ["--commands", "3000", "--preload", "500", "--symbols", "2", "--accounts", "50", "--batch", "256",
-        "--ring-messages", "20000"]
+        "--ring-messages", "20000", "--e2e-seconds", "0.3"]
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[str, dict]:
@@ -37,10 +37,16 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
                     "seed 42", "3,000", "256 commands per group commit", "async", "sync",
                     "core only", "risk + settlement", "funds setup", "postings per command",
                     "rejected (of commands)", "insufficient_funds", "latency p99.9",
-                    "[4] shared-memory ring"):
+                    "[4] shared-memory ring", "[5] end to end", "round trip p99.9"):
         assert heading in text
-    # every engine/journal/recovery target in both modes, and the ring's
-    assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1
+    # every engine/journal/recovery target in both modes, the ring's and the two end-to-end ones
+    assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1 + 2
+    assert [(r["label"], r["durability"]) for r in res["e2e"]] == [
+        ("latency", "async"), ("latency, fsync", "sync"), ("throughput", "async")]
+    for run in res["e2e"]:  # real sessions through a real gateway and engine: every order answered
+        assert run["loadgen"]["sent"] == run["loadgen"]["planned"] > 0
+        assert run["loadgen"]["answered"] == run["loadgen"]["sent"] and run["loadgen"]["unanswered"] == 0
+        assert run["engine"]["commands"] >= run["loadgen"]["sent"] and run["gateway_restarts"] == 0
     assert [r["messages"] for r in res["ring"]] == [20000, 20000, 20000]
     assert all(r["dropped"] == 0 and r["skipped"] == 0 for r in res["ring"])
     assert res["modes"] == ["core", "funds"]
@@ -80,7 +86,7 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
     assert set(res["targets"]) == {"engine_commands_per_s", "journal_sync_events_per_s",
                                    "recovery_s_per_million_events", "engine_funds_commands_per_s",
                                    "journal_funds_sync_events_per_s", "recovery_funds_s_per_million_events",
-                                   "ring_messages_per_s"}
+                                   "ring_messages_per_s", "e2e_p99_us", "e2e_orders_per_s"}
     assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
     assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
 

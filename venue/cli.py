@@ -1,4 +1,4 @@
-"""`venue`: one command line for the venue (run, match, bench, journal and ledger tools).
+"""`venue`: one command line for the venue (run, match, bench, journal, ledger and accounts tools).
 
 Every failure the user can cause (bad arguments, missing or bad files, a bad config) ends with a
 one-line `venue ...: error: ...` on stderr and a non-zero exit status, never a traceback.
@@ -36,11 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
-        "run", help="run the venue: journaled engine plus a seeded demo order flow",
-        description="Open (or recover) the journal, define the configured instruments if new, then run a "
-        "seeded demo order flow, printing each trade and a periodic summary. Stops after --duration "
-        "seconds or --orders orders (default: demo.duration = 5 s from the config), or on Ctrl-C; the "
-        "journal is flushed on every exit.")
+        "run", help="run the venue: engine and SBE gateway processes, plus a seeded demo order flow",
+        description="Start the engine process (it opens or recovers the journal and defines the configured "
+        "instruments if new) and the SBE gateway process, print the gateway's port, then run a seeded demo "
+        "order flow through the gateway, printing each trade and a periodic summary. Stops after --duration "
+        "seconds or --orders orders (default: demo.duration = 5 s from the config; 0 = until Ctrl-C); "
+        "the journal is flushed on every exit. A gateway that dies is restarted; if the engine dies the "
+        "venue stops.")
     run.add_argument("--config", metavar="PATH",
                      help="config file (default: ./config/venue.toml, else the one in the source tree)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="demo orders per second, 0 = as fast as possible (demo.rate)")
     run.add_argument("--seed", type=int, help="demo random seed (demo.seed)")
     run.add_argument("--quiet", action="store_true", help="print only summaries, not every trade")
+    run.add_argument("--port", type=int, metavar="PORT",
+                     help="SBE gateway port, 0 = any free port (sbe.port)")
+    run.add_argument("--no-demo", action="store_true",
+                     help="no demo flow: serve clients until --duration or Ctrl-C")
 
     match = commands.add_parser(
         "match", help="run the bare engine over a JSONL file of requests",
@@ -81,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed for the overview only: main() hands `venue bench ...` to the bench package's own parser.
     commands.add_parser("bench", help="benchmark the engine, journal and recovery (venue bench --help)")
+    # Likewise: main() hands `venue loadgen ...` to bench.loadgen's own parser.
+    commands.add_parser("loadgen", help="offer a paced order flow to the SBE gateway and measure round-trip "
+                        "latency (venue loadgen --help)")
 
     journal = commands.add_parser(
         "journal", help="inspect, replay or verify a journal",
@@ -120,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         tool.add_argument("--journal", metavar="PATH",
                           help="journal directory (default: journal.path of the config)")
         tool.add_argument("--config", metavar="PATH", help="config file, for the default journal path")
+
+    from venue import accounts_cli
+
+    accounts = commands.add_parser(
+        "accounts", help="create accounts with API keys; list them; add, disable or enable keys",
+        description="Engine accounts (created and funded through the engine, named in the journal) and "
+        "the API keys the gateways check at logon (keys.path; secrets encrypted at rest).")
+    accounts_cli.add_arguments(accounts)
     return parser
 
 
@@ -144,6 +161,14 @@ def _bench(args: argparse.Namespace) -> int:
     return runner.run(parser.parse_args(args.bench_args))
 
 
+def _loadgen(args: argparse.Namespace) -> int:
+    try:
+        from bench import loadgen  # its own options and one-line errors
+    except ImportError as exc:
+        raise CliError(f"{exc} (build the extensions: python setup.py build_ext --inplace)") from None
+    return loadgen.main(args.loadgen_args)
+
+
 def _journal(args: argparse.Namespace) -> int:
     from venue import journal_tools
 
@@ -163,17 +188,33 @@ def _ledger(args: argparse.Namespace) -> int:
     return ledger_cli.check(path, progress=True)
 
 
-HANDLERS = {"run": _run, "match": _match, "bench": _bench, "journal": _journal, "ledger": _ledger}
+def _accounts(args: argparse.Namespace) -> int:
+    from venue import accounts_cli
+
+    return accounts_cli.main(args)
+
+
+HANDLERS = {"run": _run, "match": _match, "bench": _bench, "loadgen": _loadgen, "journal": _journal,
+            "ledger": _ledger,
+            "accounts": _accounts}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's problem (one line), not the program's (traceback)."""
+    from venue.accounts_cli import AccountsError
     from venue.config import ConfigError
     from venue.ledger_cli import LedgerError
     from venue.match import MatchError
     from venue.run import VenueError
 
-    errors: list[type[BaseException]] = [CliError, ConfigError, LedgerError, MatchError, VenueError, OSError]
+    errors: list[type[BaseException]] = [CliError, ConfigError, LedgerError, MatchError, VenueError, OSError,
+                                         AccountsError]
+    try:
+        from venue.keys import KeyStoreError  # needs the cryptography package
+
+        errors.append(KeyStoreError)
+    except ImportError:
+        pass
     try:
         from journal.errors import JournalError
 
@@ -187,10 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # everything after `bench` belongs to the bench package's parser
         args = argparse.Namespace(command="bench", bench_args=argv[1:])
+    elif argv[:1] == ["loadgen"]:  # likewise for `loadgen`
+        args = argparse.Namespace(command="loadgen", loadgen_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     user_errors = _user_errors()
-    prog = f"venue {args.command}" + (f" {args.tool}" if args.command in ("journal", "ledger") else "")
+    with_tool = ("journal", "ledger", "accounts")
+    prog = f"venue {args.command}" + (f" {args.tool}" if args.command in with_tool else "")
+    prog += f" {args.key_tool}" if getattr(args, "key_tool", None) else ""
     try:
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ and quote must name, so that its multipliers (base units per lot, quote units pe
 exact; per instrument an optional fee schedule (`fees.<tier> = { maker_bps, taker_bps }`) and risk
 limits (`reference_price`, `max_notional` in the quote asset); `[accounts]` defaults for accounts the
 venue creates; `[demo.funding]`, what each demo account is given of each asset.
+`[keys]` path: the directory of the gateways' API key store (venue/keys.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ INSTRUMENT_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size", "min_qty"
                    "max_price", "market_band_bps")
 MARKET_KEYS = ("fees", "reference_price", "max_notional")  # funds-mode settings of an instrument
 LIST_SECTIONS = {"instruments": "symbol", "assets": "name"}  # arrays of tables, addressed by this key
-SECTIONS = ("journal", "accounts", "demo", "assets", "instruments")
+SECTIONS = ("journal", "accounts", "demo", "assets", "instruments", "keys", "engine", "sbe")
+WAIT_STRATEGIES = ("spin", "yield", "block")  # core_cython.ring.WAIT_STRATEGIES
 MAKER_BPS = (-1000, 1000)  # the engine's bounds (INVALID_FEES)
 TAKER_BPS = (0, 1000)
 
@@ -49,6 +51,39 @@ class JournalSettings:
     path: str = "var/journal"
     durability: str = field(default="sync", metadata={"choices": DURABILITY_MODES})
     snapshot_interval: int = field(default=100_000, metadata={"min": 0})  # events; 0 = never
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The API key store (venue/keys.py): an LMDB directory holding the keys, secrets encrypted."""
+
+    path: str = "var/keys"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine process and its rings (venue/engine_service.py)."""
+
+    run_dir: str = ""  # where the rings live; "" = /dev/shm/venue-<hash of the journal path>
+    command_ring_slots: int = field(default=65536, metadata={"min": 64, "power_of_two": True})
+    outcome_ring_slots: int = field(default=262144, metadata={"min": 64, "power_of_two": True})
+    max_batch: int = field(default=1024, metadata={"min": 1})  # commands per group commit at most
+    # block: sleep on a futex when idle (the only sane choice with 2 cores); spin/yield burn a core
+    wait_strategy: str = field(default="block", metadata={"choices": WAIT_STRATEGIES})
+
+
+@dataclass(frozen=True)
+class SbeSettings:
+    """The SBE order-entry gateway (sbe_gateway/server.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=7001, metadata={"min": 0, "max": 65535})  # 0 = any free port
+    throttle_per_s: float = field(default=10_000.0, metadata={"min": 0})  # messages per session; 0 = off
+    throttle_burst: float = field(default=1_000.0, metadata={"min": 1})  # messages above the rate at once
+    max_sessions: int = field(default=1024, metadata={"min": 1})
+    logon_timeout_s: float = field(default=5.0, metadata={"min": 0.1})
+    max_frame: int = field(default=4096, metadata={"min": 256, "max": 32768})
+    max_pending_out: int = field(default=8 << 20, metadata={"min": 65536})  # bytes queued to a client
 
 
 @dataclass(frozen=True)
@@ -100,6 +135,9 @@ class VenueConfig:
     assets: tuple[Asset, ...] = ()
     accounts: AccountSettings = field(default_factory=AccountSettings)
     markets: dict[str, MarketSettings] = field(default_factory=dict)  # by symbol
+    keys: KeySettings = field(default_factory=KeySettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    sbe: SbeSettings = field(default_factory=SbeSettings)
 
     def instrument(self, symbol: str) -> Instrument | None:
         return next((i for i in self.instruments if i.symbol == symbol), None)
@@ -146,13 +184,16 @@ def parse_config(
         journal = _build_section(JournalSettings, raw.get("journal", {}), "journal")
         accounts = _build_section(AccountSettings, raw.get("accounts", {}), "accounts")
         demo = _build_section(DemoSettings, raw.get("demo", {}), "demo")
+        keys = _build_section(KeySettings, raw.get("keys", {}), "keys")
+        engine = _build_section(EngineSettings, raw.get("engine", {}), "engine")
+        sbe = _build_section(SbeSettings, raw.get("sbe", {}), "sbe")
         assets = _build_assets(raw.get("assets", []))
         instruments, markets = _build_instruments(raw.get("instruments", []), assets)
         _check_demo_mids(demo, instruments)
         _check_demo_funding(demo, assets)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return VenueConfig(journal, demo, instruments, source, assets, accounts, markets)
+    return VenueConfig(journal, demo, instruments, source, assets, accounts, markets, keys, engine, sbe)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -249,6 +290,8 @@ def _check_bounds(value: Any, metadata: typing.Mapping[str, Any], key: str) -> N
         raise ConfigError(f"{key} must be >= {metadata['min']}, not {value!r}")
     if "max" in metadata and value > metadata["max"]:
         raise ConfigError(f"{key} must be <= {metadata['max']}, not {value!r}")
+    if metadata.get("power_of_two") and value & (value - 1):
+        raise ConfigError(f"{key} must be a power of two, not {value!r}")
 
 
 def _build_assets(tables: object) -> tuple[Asset, ...]:

@@ -1,12 +1,15 @@
-"""`venue run`: the journaled engine, in funds mode, with a seeded demo order flow.
+"""`venue run`: the venue's processes, and a seeded demo order flow through its SBE gateway.
 
-The pieces compose so that later gateways can replace or join the demo:
+    supervisor (this process) -> engine process (venue.engine_service: journal + engine, funds mode)
+                              -> SBE gateway process (sbe_gateway.server), restarted if it dies
+                              -> the demo flow (venue.demo_client), a client of the gateway
+The pieces it uses:
     open_venue(config)            -> JournaledEngine (recovered) + Edge with the assets, instruments,
-                                     fees and limits defined (venue.bootstrap)
-    open_accounts(...)            -> the demo accounts, created and funded once per journal
-    StopSignal                    -> SIGINT/SIGTERM set a flag; the loop finishes its batch and exits
-    run_flow(venue, source, ...)  -> submits request batches at a rate, prints trades and summaries
-The journal is flushed and closed on every exit path (normal end, signal, error).
+                                     fees and limits defined (venue.bootstrap); the engine process
+                                     and offline admin commands open the journal this way
+    prepare_demo_accounts(...)    -> the demo accounts, created and funded once per journal
+    StopSignal                    -> SIGINT/SIGTERM set a flag; everything stops in order
+The journal is flushed and closed on every exit path of the engine (normal end, signal, error).
 """
 
 from __future__ import annotations
@@ -15,24 +18,21 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, TextIO
 
 import numpy as np
 
-from core_cython.records import EventType, new_commands
+from core_cython.records import new_commands
 from venue.bootstrap import VenueError, apply_markets, define_assets, define_instruments, open_accounts
-from venue.config import ConfigError, VenueConfig, load_config
-from venue.demo import DemoFlow, demo_account
+from venue.config import VenueConfig, load_config
+from venue.demo import demo_account
 from venue.edge import Edge, RequestError
 
-__all__ = ["Venue", "VenueError", "main", "open_venue", "run_flow"]
-
-MAX_BATCH = 1024  # requests per group commit when unthrottled
-TICK_S = 0.01  # loop granularity when throttled: one batch per tick
+__all__ = ["Venue", "VenueError", "main", "open_venue", "prepare_demo_accounts", "submit_requests"]
 
 
 @dataclass
@@ -42,19 +42,6 @@ class Venue:
     config: VenueConfig
     recovered_at: tuple[int, int] = (0, 0)  # (cmd seq, event seq) found in the journal
     newly_defined: list[str] = field(default_factory=list)  # symbols this start added to the engine
-
-
-@dataclass
-class FlowStats:
-    requests: int = 0
-    events: int = 0
-    trades: int = 0
-    rejected: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
 
 class StopSignal:
@@ -108,24 +95,12 @@ def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue
         engine.close()
 
 
-# ---------------------------------------------------------------------------- running a flow
-
-
-def format_trade(trade: dict[str, Any]) -> str:
-    return (f"trade #{trade['seq']:<8} {trade['symbol']:<10} {trade['side']:<4} {trade['qty']:>12} @ "
-            f"{trade['price']:<12} taker {trade['taker_order']} ({trade['taker_account']})  "
-            f"maker {trade['maker_order']} ({trade['maker_account']})")
-
-
-def format_summary(venue: Venue, stats: FlowStats) -> str:
-    elapsed = max(stats.elapsed, 1e-9)
-    return (f"[{elapsed:7.1f}s] {stats.requests:,} requests  {stats.events:,} events "
-            f"({stats.events / elapsed:,.0f}/s)  {stats.trades:,} trades  {stats.rejected:,} rejected  "
-            f"last seq {venue.engine.last_event_seq:,}  live orders {venue.engine.engine.live_orders():,}")
+# ---------------------------------------------------------------------------- requests in process
 
 
 def submit_requests(venue: Venue, requests: list[dict[str, Any]]) -> np.ndarray:
-    """One group commit of requests; unusable ones are reported on stderr and skipped."""
+    """One group commit of requests in the input vocabulary (tools and tests that own the journal);
+    unusable ones are reported on stderr and skipped."""
     cmds = new_commands(2 * len(requests))  # a request may bring its account's creation along
     count = 0
     for request in requests:
@@ -142,49 +117,11 @@ def submit_requests(venue: Venue, requests: list[dict[str, Any]]) -> np.ndarray:
     return events
 
 
-def run_flow(
-    venue: Venue,
-    next_requests: Callable[[int], list[dict[str, Any]]],
-    stop: StopSignal,
-    *,
-    duration: float = 0.0,
-    max_requests: int = 0,
-    rate: float = 0.0,
-    summary_every: float = 1.0,
-    out: TextIO = sys.stdout,
-    print_trades: bool = True,
-) -> FlowStats:
-    """Submit requests (rate per second, 0 = unthrottled) until stop, duration or max_requests."""
-    stats = FlowStats()
-    next_summary = summary_every
-    while not stop:
-        elapsed = stats.elapsed
-        if duration and elapsed >= duration:
-            stop.set(f"duration {duration:g} s reached")
-            break
-        if max_requests and stats.requests >= max_requests:
-            stop.set(f"{max_requests:,} requests sent")
-            break
-        due = MAX_BATCH if not rate else min(MAX_BATCH, int(elapsed * rate) + 1 - stats.requests)
-        if max_requests:
-            due = min(due, max_requests - stats.requests)
-        if due > 0:
-            events = submit_requests(venue, next_requests(due))
-            stats.requests += due
-            stats.events += len(events)
-            kinds = events["type"]
-            trades = kinds == EventType.TRADE
-            stats.trades += int(trades.sum())
-            stats.rejected += int((kinds == EventType.REJECTED).sum())
-            if print_trades and trades.any():
-                for event in events[trades].tolist():
-                    print(format_trade(venue.edge.decode(event)), file=out)
-        else:
-            time.sleep(min(TICK_S, max(0.0, (stats.requests + 1) / rate - elapsed)))
-        if stats.elapsed >= next_summary:
-            print(format_summary(venue, stats), file=out, flush=True)
-            next_summary += summary_every * max(1, int((stats.elapsed - next_summary) / summary_every) + 1)
-    return stats
+def prepare_demo_accounts(venue: Venue, config: VenueConfig) -> tuple[list[str], dict[str, int]]:
+    """Create and fund the demo accounts once per journal; returns (created now, name -> account id)."""
+    names = [demo_account(n) for n in range(1, config.demo.accounts + 1)]
+    created = open_accounts(venue.engine, venue.edge, names, config.accounts, config.demo.funding)
+    return created, {name: venue.edge.accounts.id(name) for name in names}
 
 
 # ---------------------------------------------------------------------------- the command
@@ -205,33 +142,71 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from sbe_gateway.server import gateway_main
+    from venue.demo_client import DemoClient
+    from venue.supervisor import Supervisor
+
     config = load_config(args.config, overrides_from_args(args))
+    if args.port is not None:
+        config = replace(config, sbe=replace(config.sbe, port=args.port))
     demo = config.demo
+
+    def log(message: str) -> None:
+        print(f"venue run: {message}", file=out, flush=True)
+
     stop = StopSignal()
-    with stop.installed(), open_venue(config, progress=sys.stderr.isatty()) as venue:
-        # Demo account ids are kept in the journal's meta: stable across runs.
-        names = [demo_account(n) for n in range(1, demo.accounts + 1)]
-        created = open_accounts(venue.engine, venue.edge, names, config.accounts, demo.funding)
+    supervisor = Supervisor(config, log)
+    failure: str | None = None
+    with stop.installed():
         try:
-            # Order "d<n>" gets engine id n: the demo's names match the journal's integers.
-            flow = DemoFlow(demo, list(config.instruments), first_order=venue.edge.orders.next_number)
-        except ValueError as exc:
-            raise ConfigError(f"{config.source}: {exc}") from None
-        symbols = ", ".join(i.symbol for _, i in venue.edge.instruments)
-        new = f" (new: {', '.join(venue.newly_defined)})" if venue.newly_defined else ""
-        print(f"venue run: journal {config.journal.path} ({config.journal.durability}) recovered at cmd seq "
-              f"{venue.recovered_at[0]:,}, event seq {venue.recovered_at[1]:,}; instruments {symbols}{new}",
-              file=out, flush=True)
-        if created:
-            funding = ", ".join(f"{amount} {asset}" for asset, amount in demo.funding.items()) or "nothing"
-            print(f"venue run: created {', '.join(created)}, each funded with {funding}", file=out,
-                  flush=True)
-        stats = run_flow(venue, flow.requests, stop, duration=demo.duration, max_requests=demo.orders,
-                         rate=demo.rate, summary_every=demo.summary_every, out=out,
-                         print_trades=not args.quiet)
-        print("total " + format_summary(venue, stats), file=out)
-        venue.engine.flush()
-        print(f"venue run: stopped ({stop.reason}); journal flushed at cmd seq "
-              f"{venue.engine.last_cmd_seq:,}, event seq {venue.engine.last_event_seq:,}; "
-              f"state hash {venue.engine.state_hash()}", file=out, flush=True)
+            ready = supervisor.start_engine()
+            symbols = ", ".join(ready["instruments"])
+            new = f" (new: {', '.join(ready['newly_defined'])})" if ready["newly_defined"] else ""
+            recovered = ready["recovered_at"]
+            log(f"journal {config.journal.path} ({config.journal.durability}) recovered at cmd seq "
+                f"{recovered[0]:,}, event seq {recovered[1]:,}; instruments {symbols}{new}")
+            if ready["demo_accounts_created"]:
+                funding = ", ".join(f"{amount} {asset}" for asset, amount in demo.funding.items())
+                funding = funding or "nothing"
+                log(f"created {', '.join(ready['demo_accounts_created'])}, each funded with {funding}")
+            log(f"engine running (pid {ready['pid']}), rings in {ready['run_dir']}")
+            gateway = supervisor.start_gateway(1, gateway_main, port=config.sbe.port)
+            log(f"sbe gateway listening on {gateway['host']}:{gateway['port']} (pid {gateway['pid']})")
+            stats = None
+            if not args.no_demo:
+                # Order "d<n>" is clOrdId n: above every earlier run's, as the journal's cmd seq is.
+                client = DemoClient(config, gateway["host"], gateway["port"], ready["demo_accounts"],
+                                    ready["symbol_ids"], first_order=ready["next_order"], out=out,
+                                    print_trades=not args.quiet)
+
+                def tick() -> None:
+                    message = supervisor.check()
+                    if message:
+                        raise VenueError(message)
+
+                stats = client.run(stop, tick, duration=demo.duration, max_requests=demo.orders,
+                                   rate=demo.rate,
+                                   summary_every=demo.summary_every)
+                print("total " + stats.summary(), file=out)
+            while not stop:
+                if demo.duration and stats is None and time.monotonic() - supervisor.started >= demo.duration:
+                    stop.set(f"duration {demo.duration:g} s reached")
+                    break
+                message = supervisor.check()
+                if message:
+                    failure = message
+                    break
+                supervisor.wait(0.2)
+        except VenueError as exc:
+            if supervisor.engine is None or supervisor.engine.process is None:
+                raise
+            failure = str(exc)
+        final = supervisor.stop()
+    if failure:
+        print(f"venue run: error: {failure}", file=sys.stderr)
+        return 1
+    if final:
+        print(f"venue run: stopped ({stop.reason}); journal flushed at cmd seq {final['cmd_seq']:,}, "
+              f"event seq "
+              f"{final['event_seq']:,}; state hash {final['state_hash']}", file=out, flush=True)
     return 0

@@ -1,0 +1,88 @@
+"""End to end through the SBE gateway: `venue loadgen` against a venue started like `venue run`
+(engine process + gateway process, rings in /dev/shm, a fresh journal in a temporary directory),
+on loopback. Round trip = NewOrder planned send time -> first answer received by the client.
+
+Everything shares the machine's 2 cores: the load generator, the gateway and the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import Credential, LoadgenResult, run_loadgen
+from venue.config import VenueConfig, load_config
+from venue.engine_service import run_dir
+from venue.keys import KeyStore
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "venue.toml"
+
+
+@dataclass
+class E2EResult:
+    label: str
+    durability: str
+    sessions: int
+    rate: float
+    duration: float
+    seed: int
+    loadgen: dict[str, Any]
+    engine: dict[str, Any]  # the engine's final report: commands, batches, seqs
+    gateway_restarts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def latency_us(self) -> dict[str, float]:
+        return self.loadgen["latency_us"]
+
+    @property
+    def answered_per_s(self) -> float:
+        return self.loadgen["answer_rate"]
+
+
+def e2e_config(directory: Path, durability: str, sessions: int, extra: list[str] = ()) -> VenueConfig:
+    return load_config(SHIPPED_CONFIG, [
+        f"journal.path={directory / 'journal'}", f"journal.durability={durability}",
+        f"keys.path={directory / 'keys'}", f"demo.accounts={sessions}", "sbe.port=0",
+        "sbe.throttle_per_s=0",  # the benchmark offers more than a client is normally allowed
+        "accounts.max_open_orders=100000", "journal.snapshot_interval=0", *extra])
+
+
+def run_e2e(label: str, *, durability: str = "async", sessions: int = 4, rate: float = 10_000.0,
+            duration: float = 10.0, seed: int = 42, extra: list[str] = ()) -> E2EResult:
+    from sbe_gateway.server import gateway_main
+    from venue.supervisor import Supervisor
+
+    directory = Path(tempfile.mkdtemp(prefix="venue-e2e-"))
+    config = e2e_config(directory, durability, sessions, list(extra))
+    log: list[str] = []
+    supervisor = Supervisor(config, log.append)
+    try:
+        ready = supervisor.start_engine()
+        gateway = supervisor.start_gateway(1, gateway_main, port=0)
+        credentials = []
+        with KeyStore.open(config.keys.path) as store:
+            for account in ready["demo_accounts"].values():
+                record, secret = store.create_key(account, label="bench")
+                credentials.append(Credential(account=account, key_id=record.key_id, secret=secret))
+        mid = config.instruments[0].to_ticks(config.demo.mid[config.instruments[0].symbol])
+        result: LoadgenResult = run_loadgen(port=gateway["port"], credentials=credentials, sessions=sessions,
+                                            rate=rate, duration=duration, seed=seed, mid_ticks=mid,
+                                            symbol_id=ready["symbol_ids"][config.instruments[0].symbol])
+        restarts = supervisor.gateways[0].restarts
+    finally:
+        final = supervisor.stop()
+        shutil.rmtree(run_dir(config), ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    return E2EResult(label, durability, sessions, rate, duration, seed, result.as_dict(), final, restarts)
+
+
+def machine_note() -> str:
+    return f"{os.cpu_count()} cores; loadgen, gateway and engine share them; {time.strftime('%Y-%m-%d')}"

@@ -1,0 +1,736 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""The SBE gateway's per-message work, in C: frames in -> Requests on the command ring; Outcomes
+from the broadcast ring -> ExecutionReports into each session's output buffer.
+
+The Python loop (sbe_gateway/server.py) owns sockets, timers and logons; everything that happens
+once per order is here, so a batch of frames costs one call from Python.
+
+Order ids: the engine's order id of a NewOrder is (account << 40) | clOrdId. It is unique per venue
+among live orders and the engine refuses a second live order with it (DUPLICATE_ORDER_ID), so a
+resent NewOrder can never create a second order, even across a gateway restart; cancels by
+origClOrdId need no lookup. A replace gives the order a new clOrdId: the gateway remembers that
+alias (new clOrdId -> order id) for later cancels and reports. clOrdId must be 1..2^40-1.
+Within this gateway's lifetime a clOrdId already used on the account is refused at once
+(DUPLICATE_CL_ORD_ID), also after its order finished.
+
+Routing: an outcome concerns an order of some account; every session here permitted on that
+account gets the report (a maker's fills reach its sessions too). Outcomes of other accounts are
+never written to a session.
+"""
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memmove, memset
+
+from core_cython.broadcast cimport BroadcastReader
+from core_cython.envelope cimport Outcome, Request
+from core_cython.records cimport (
+    EV_ACCEPTED,
+    EV_CANCELLED,
+    EV_EXPIRED,
+    EV_MASS_CANCEL_DONE,
+    EV_REJECTED,
+    EV_REPLACED,
+    EV_TRADE,
+    EV_TRIGGERED,
+    OP_CANCEL,
+    OP_MASS_CANCEL,
+    OP_NEW,
+    OP_REPLACE,
+    SIDE_BUY,
+    SIDE_SELL,
+)
+from core_cython.ring cimport Ring
+from sbe_schemas.codecs cimport (
+    CancelOrder,
+    CancelReject,
+    Decoder,
+    ExecutionReport,
+    ExecutionReportFills,
+    Flyweight,
+    Heartbeat,
+    Logout,
+    MassCancel,
+    MassCancelReport,
+    NewOrder,
+    Reject,
+    ReplaceOrder,
+)
+
+from sbe_schemas import codecs
+
+DEF CL_ORD_BITS = 40
+DEF CL_ORD_MASK = (1 << 40) - 1
+DEF MAX_ACCOUNT = (1 << 24) - 1
+DEF INT64_NULL = -9223372036854775807 - 1
+DEF RING_OK = 0
+
+# on_input() results: what the Python loop must do next
+INPUT_MORE = 0  # all complete frames handled; read more
+INPUT_LOGON = 1  # a Logon frame starts at session.in_pos (length session.frame_len): authenticate it
+INPUT_LOGOUT = 2  # the client logged out: answer and close
+INPUT_CLOSE = 3  # fatal protocol error: the reply is queued, close after flushing (session.close_reason)
+
+SESSION_AWAIT_LOGON = 0
+SESSION_ESTABLISHED = 1
+SESSION_CLOSING = 2
+
+TEMPLATE_LOGON = 1
+TEMPLATE_HEARTBEAT = 4
+TEMPLATE_LOGOUT = 5
+
+cdef dict REJECT_OF_DECODE_ERROR = {
+    "TRUNCATED_FRAME": codecs.SessionRejectReason.TRUNCATED_FRAME,
+    "OVERSIZED_FRAME": codecs.SessionRejectReason.OVERSIZED_FRAME,
+    "BAD_ENCODING_TYPE": codecs.SessionRejectReason.BAD_ENCODING_TYPE,
+    "WRONG_SCHEMA": codecs.SessionRejectReason.WRONG_SCHEMA,
+    "WRONG_VERSION": codecs.SessionRejectReason.WRONG_VERSION,
+    "UNKNOWN_TEMPLATE": codecs.SessionRejectReason.UNKNOWN_TEMPLATE,
+    "BAD_BLOCK_LENGTH": codecs.SessionRejectReason.BAD_BLOCK_LENGTH,
+    "FRAME_LENGTH_MISMATCH": codecs.SessionRejectReason.FRAME_LENGTH_MISMATCH,
+}
+SESSION_REJECT = codecs.SessionRejectReason
+
+
+cdef class Session:
+    """One TCP session's protocol state and buffers (the socket itself stays in Python)."""
+
+    cdef public int fd
+    cdef public uint32_t number  # origin.session of its requests
+    cdef public int state
+    cdef public uint64_t session_id
+    cdef public uint64_t key_id
+    cdef public uint64_t account  # the key's own account (accountId 0 means this one)
+    cdef public frozenset permitted  # accounts it may trade and see: own + grants
+    cdef public uint64_t next_in_seq
+    cdef public uint64_t next_out_seq
+    cdef public uint32_t heartbeat_ms
+    cdef public bint cancel_on_disconnect
+    cdef public int64_t last_rx_ns
+    cdef public int64_t last_tx_ns
+    cdef public int64_t opened_ns
+    # throttle (GCRA): a message conforms while tat - now <= burst x interval
+    cdef public int64_t throttle_interval_ns
+    cdef public int64_t throttle_burst_ns
+    cdef int64_t tat
+    # input: a fixed buffer (decoded flyweights point into it, so it never resizes)
+    cdef public bytearray inbuf
+    cdef public Py_ssize_t in_len
+    cdef public Py_ssize_t in_pos
+    cdef public Py_ssize_t frame_len
+    cdef public bytearray out  # encoded frames waiting for the socket
+    cdef public str close_reason
+    # counters
+    cdef public uint64_t received
+    cdef public uint64_t rejected
+    cdef public uint64_t throttled
+    cdef public uint64_t busy
+
+    def __init__(self, int fd, uint32_t number, Py_ssize_t in_capacity, int64_t now_ns):
+        self.fd = fd
+        self.number = number
+        self.state = SESSION_AWAIT_LOGON
+        self.inbuf = bytearray(in_capacity)
+        self.in_len = 0
+        self.in_pos = 0
+        self.out = bytearray()
+        self.next_in_seq = 1
+        self.next_out_seq = 1
+        self.permitted = frozenset()
+        self.opened_ns = now_ns
+        self.last_rx_ns = now_ns
+        self.last_tx_ns = now_ns
+        self.close_reason = ""
+        self.throttle_interval_ns = 0
+        self.tat = 0
+
+    def set_throttle(self, double per_second, double burst) -> None:
+        """Messages per second (0 = unlimited) with a burst allowance of that many messages."""
+        self.throttle_interval_ns = 0 if per_second <= 0 else <int64_t>(1e9 / per_second)
+        self.throttle_burst_ns = <int64_t>(burst * self.throttle_interval_ns)
+
+    def writable_tail(self) -> memoryview:
+        """Where the next recv goes (compacting consumed bytes to the front first)."""
+        cdef char* p = PyByteArray_AS_STRING(self.inbuf)
+        if self.in_pos:
+            memmove(p, p + self.in_pos, self.in_len - self.in_pos)
+            self.in_len -= self.in_pos
+            self.in_pos = 0
+        return memoryview(self.inbuf)[self.in_len:]
+
+    cdef bint _conforms(self, int64_t now) noexcept:
+        if self.throttle_interval_ns == 0:
+            return True
+        if self.tat < now:
+            self.tat = now
+        if self.tat - now > self.throttle_burst_ns:
+            return False
+        self.tat += self.throttle_interval_ns
+        return True
+
+
+cdef class GatewayCore:
+    """Frames -> ring, outcomes -> frames, for all sessions of one gateway process."""
+
+    cdef Ring ring
+    cdef BroadcastReader reader
+    cdef Decoder decoder
+    cdef readonly uint16_t gateway_id
+    cdef dict by_account  # account -> list of Sessions permitted on it
+    cdef dict aliases  # (account << 40 | clOrdId) of a replaced order's new id -> order id
+    cdef dict current_id  # order id -> its clOrdId after a replace (absent = order id's low bits)
+    cdef dict order_qty  # order id -> order qty, for orders of accounts with a session here
+    cdef set used_ids  # (account << 40 | clOrdId) used through this gateway
+    cdef Request req
+    cdef bytearray scratch
+    cdef bytearray takebuf
+    cdef Py_ssize_t take_max
+    cdef ExecutionReport er
+    cdef CancelReject cxl_rej
+    cdef MassCancelReport mass_rep
+    cdef Reject rej
+    cdef Heartbeat hb
+    cdef Logout logout
+    cdef public uint64_t published
+    cdef public uint64_t outcomes_seen
+    cdef public uint64_t laps
+
+    def __init__(self, Ring ring, BroadcastReader reader, uint16_t gateway_id, Py_ssize_t max_frame=4096,
+                 Py_ssize_t take_max=4096):
+        self.ring = ring
+        self.reader = reader
+        self.gateway_id = gateway_id
+        self.decoder = Decoder(max_frame)
+        self.by_account = {}
+        self.aliases = {}
+        self.current_id = {}
+        self.order_qty = {}
+        self.used_ids = set()
+        self.scratch = bytearray(4096)
+        self.take_max = take_max
+        self.takebuf = bytearray(take_max * sizeof(Outcome))
+        self.er = codecs.ExecutionReport()
+        self.cxl_rej = codecs.CancelReject()
+        self.mass_rep = codecs.MassCancelReport()
+        self.rej = codecs.Reject()
+        self.hb = codecs.Heartbeat()
+        self.logout = codecs.Logout()
+        memset(&self.req, 0, sizeof(Request))
+
+    # ------------------------------------------------------------------ sessions
+
+    def attach(self, Session s) -> None:
+        """An established session starts receiving its accounts' outcomes."""
+        for account in s.permitted:
+            self.by_account.setdefault(account, []).append(s)
+
+    def detach(self, Session s) -> None:
+        for account in s.permitted:
+            sessions = self.by_account.get(account)
+            if sessions is not None and s in sessions:
+                sessions.remove(s)
+                if not sessions:
+                    del self.by_account[account]
+
+    def cancel_all(self, Session s) -> int:
+        """Cancel-on-disconnect: a MassCancel of every account the session traded for; returns
+        how many requests were published (a full ring is retried by the caller)."""
+        cdef int done = 0
+        for account in sorted(s.permitted):
+            self._begin(s, 0)
+            self.req.cmd.op = OP_MASS_CANCEL
+            self.req.cmd.account = account
+            if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
+                done += 1
+                self.published += 1
+        return done
+
+    # ------------------------------------------------------------------ output helpers
+
+    cdef void _append(self, Session s, Py_ssize_t n) except *:
+        cdef Py_ssize_t old = PyByteArray_GET_SIZE(s.out)
+        PyByteArray_Resize(s.out, old + n)
+        memcpy(PyByteArray_AS_STRING(s.out) + old, PyByteArray_AS_STRING(self.scratch), n)
+
+    cdef void _send_reject(self, Session s, uint64_t ref_seq, int ref_template, int reason, int64_t now) except *:
+        cdef Reject m = self.rej
+        m._encode(self.scratch, 6)
+        m.set_seq_num(s.next_out_seq)
+        s.next_out_seq += 1
+        if ref_seq:
+            m.set_ref_seq_num(ref_seq)
+        if ref_template >= 0:
+            m.set_ref_template_id(<uint16_t>ref_template)
+        m.set_timestamp_ns(now)
+        m.set_reason(<uint8_t>reason)
+        self._append(s, m.frame())
+        s.rejected += 1
+
+    def send_reject(self, Session s, uint64_t ref_seq, int ref_template, int reason, int64_t now) -> None:
+        self._send_reject(s, ref_seq, ref_template, reason, now)
+
+    def send_heartbeat(self, Session s, int64_t now) -> None:
+        cdef Heartbeat m = self.hb
+        m._encode(self.scratch, 6)
+        m.set_next_seq_num(s.next_out_seq)
+        m.set_timestamp_ns(now)
+        self._append(s, m.frame())
+
+    def send_logout(self, Session s, int reason, int64_t now) -> None:
+        cdef Logout m = self.logout
+        m._encode(self.scratch, 6)
+        m.set_next_seq_num(s.next_out_seq)
+        m.set_timestamp_ns(now)
+        m.set_reason(<uint8_t>reason)
+        self._append(s, m.frame())
+
+    cdef void _report_reject(self, Session s, uint64_t cl_ord_id, uint64_t account, uint32_t symbol,
+                             uint8_t side, int64_t qty, int reason, int64_t now) except *:
+        """An ExecutionReport REJECTED decided by the gateway (never reached the engine)."""
+        cdef ExecutionReport m = self.er
+        m._encode(self.scratch, 6)
+        m.set_seq_num(s.next_out_seq)
+        s.next_out_seq += 1
+        m.set_cl_ord_id(cl_ord_id)
+        m.set_account_id(account)
+        m.set_transact_time_ns(now)
+        m.set_order_qty(qty)
+        m.set_symbol_id(symbol)
+        m.set_exec_type(codecs.ExecType.REJECTED)
+        m.set_ord_status(codecs.OrdStatus.REJECTED)
+        m.set_reason(<uint8_t>reason)
+        m.set_side(side)
+        self._append(s, m.frame())
+        s.rejected += 1
+
+    cdef void _cancel_reject(self, Session s, uint64_t cl_ord_id, uint64_t orig, uint64_t order_id,
+                             uint64_t engine_seq, int reason, int response_to, int64_t now) except *:
+        cdef CancelReject m = self.cxl_rej
+        m._encode(self.scratch, 6)
+        m.set_seq_num(s.next_out_seq)
+        s.next_out_seq += 1
+        m.set_cl_ord_id(cl_ord_id)
+        m.set_orig_cl_ord_id(orig)
+        m.set_order_id(order_id)
+        m.set_engine_seq(engine_seq)
+        m.set_transact_time_ns(now)
+        m.set_reason(<uint8_t>reason)
+        m.set_response_to(<uint8_t>response_to)
+        self._append(s, m.frame())
+
+    # ------------------------------------------------------------------ input
+
+    cdef void _begin(self, Session s, uint64_t request_id) noexcept:
+        memset(&self.req, 0, sizeof(Request))
+        self.req.origin.request_id = request_id
+        self.req.origin.session = s.number
+        self.req.origin.gateway = self.gateway_id
+
+    cdef int _publish(self, Session s, uint64_t seq, int template, int64_t now) except -1:
+        if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
+            self.published += 1
+            return 1
+        # full (backpressure) or our claim was skipped: the client hears it, nothing is dropped silently
+        s.busy += 1
+        self._send_reject(s, seq, template, SESSION_REJECT.BUSY, now)
+        return 0
+
+    cdef int _resolve_account(self, Session s, uint64_t requested, uint64_t* out) noexcept:
+        if requested == 0:
+            out[0] = s.account
+            return 1
+        if requested in s.permitted:
+            out[0] = requested
+            return 1
+        return 0
+
+    cdef uint64_t _order_of(self, uint64_t account, uint64_t orig_cl_ord_id, uint64_t order_id):
+        """The engine order id named by orderId, else by origClOrdId (through a replace's alias)."""
+        if order_id:
+            return order_id
+        key = (account << CL_ORD_BITS) | orig_cl_ord_id
+        return self.aliases.get(key, key)
+
+    cpdef int on_input(self, Session s, int64_t now) except -1:
+        """Handle every complete frame in s.inbuf[in_pos:in_len]; see the INPUT_* results."""
+        cdef Py_ssize_t n
+        cdef Flyweight fw
+        cdef int tid
+        while True:
+            try:
+                n = self.decoder.frame_length(s.inbuf, s.in_pos, s.in_len - s.in_pos)
+            except codecs.DecodeError as exc:  # bad SOFH: the byte stream cannot be resynchronised
+                self._send_reject(s, 0, -1, REJECT_OF_DECODE_ERROR[exc.kind], now)
+                self.send_logout(s, codecs.LogoutReason.PROTOCOL_ERROR, now)
+                s.close_reason = f"bad frame header: {exc}"
+                s.state = SESSION_CLOSING
+                return INPUT_CLOSE
+            if n == 0 or n > s.in_len - s.in_pos:
+                return INPUT_MORE
+            s.frame_len = n
+            s.received += 1
+            s.last_rx_ns = now
+            try:
+                fw = self.decoder.decode(s.inbuf, s.in_pos, n)
+            except codecs.DecodeError as exc:  # the frame is delimited: reject it and go on
+                tid = exc.template_id if exc.template_id is not None else -1
+                self._send_reject(s, 0, tid, REJECT_OF_DECODE_ERROR[exc.kind], now)
+                s.in_pos += n
+                continue
+            tid = fw.sbe_template_id
+            if s.state == SESSION_AWAIT_LOGON:
+                if tid == TEMPLATE_LOGON:
+                    return INPUT_LOGON  # Python authenticates it, then advances in_pos
+                self._send_reject(s, 0, tid, SESSION_REJECT.NOT_LOGGED_IN, now)
+                s.close_reason = "first message was not a Logon"
+                s.state = SESSION_CLOSING
+                s.in_pos += n
+                return INPUT_CLOSE
+            if s.state != SESSION_ESTABLISHED:
+                s.in_pos += n
+                continue
+            if tid == TEMPLATE_HEARTBEAT:
+                s.in_pos += n
+                continue
+            if tid == TEMPLATE_LOGOUT:
+                s.in_pos += n
+                return INPUT_LOGOUT
+            if tid == 10:
+                self._new_order(s, <NewOrder>fw, now)
+            elif tid == 11:
+                self._cancel(s, <CancelOrder>fw, now)
+            elif tid == 12:
+                self._replace(s, <ReplaceOrder>fw, now)
+            elif tid == 13:
+                self._mass_cancel(s, <MassCancel>fw, now)
+            else:  # a venue -> client message, or a second Logon
+                self._send_reject(s, 0, tid, SESSION_REJECT.UNEXPECTED_MESSAGE, now)
+            s.in_pos += n
+            if s.state == SESSION_CLOSING:
+                return INPUT_CLOSE
+
+    cdef bint _sequenced(self, Session s, uint64_t seq, int tid, int64_t now) except -1:
+        """Application messages carry seqNum = the next expected. A repeat is rejected and ignored;
+        a gap means the client lost track (TCP loses nothing), so the session ends."""
+        if seq == s.next_in_seq:
+            s.next_in_seq += 1
+            return True
+        self._send_reject(s, seq, tid, SESSION_REJECT.SEQUENCE_ERROR, now)
+        if seq > s.next_in_seq:
+            self.send_logout(s, codecs.LogoutReason.SEQUENCE_ERROR, now)
+            s.close_reason = f"sequence gap: got {seq}, expected {s.next_in_seq}"
+            s.state = SESSION_CLOSING
+        return False
+
+    cdef bint _admitted(self, Session s, uint64_t seq, int tid, int64_t now) except -1:
+        if not self._sequenced(s, seq, tid, now):
+            return False
+        if not s._conforms(now):
+            s.throttled += 1
+            self._send_reject(s, seq, tid, SESSION_REJECT.THROTTLED, now)
+            return False
+        return True
+
+    cdef void _new_order(self, Session s, NewOrder m, int64_t now) except *:
+        cdef uint64_t seq = m.get_seq_num()
+        cdef uint64_t cl = m.get_cl_ord_id()
+        cdef uint64_t account
+        cdef int64_t v
+        if not self._admitted(s, seq, 10, now):
+            return
+        if cl == 0 or cl > CL_ORD_MASK:
+            self._send_reject(s, seq, 10, SESSION_REJECT.INVALID_VALUE, now)
+            return
+        if not self._resolve_account(s, m.get_account_id(), &account):
+            self._report_reject(s, cl, m.get_account_id(), m.get_symbol_id(), m.get_side(), m.get_qty(),
+                                codecs.RejectReason.ACCOUNT_NOT_PERMITTED, now)
+            return
+        key = (account << CL_ORD_BITS) | cl
+        if key in self.used_ids:
+            self._report_reject(s, cl, account, m.get_symbol_id(), m.get_side(), m.get_qty(),
+                                codecs.RejectReason.DUPLICATE_CL_ORD_ID, now)
+            return
+        self._begin(s, cl)
+        self.req.cmd.op = OP_NEW
+        self.req.cmd.order_id = key
+        self.req.cmd.account = account
+        v = m.get_price()
+        self.req.cmd.price = 0 if v == INT64_NULL else v
+        self.req.cmd.qty = m.get_qty()
+        v = m.get_stop_price()
+        self.req.cmd.stop_price = 0 if v == INT64_NULL else v
+        v = m.get_display_qty()
+        self.req.cmd.display_qty = 0 if v == INT64_NULL else v
+        self.req.cmd.symbol = m.get_symbol_id()
+        self.req.cmd.side = m.get_side()
+        self.req.cmd.ord_type = m.get_ord_type()
+        self.req.cmd.tif = m.get_time_in_force()
+        self.req.cmd.stp = m.get_stp_mode()
+        self.req.cmd.flags = m.get_flags()
+        if self._publish(s, seq, 10, now):
+            self.used_ids.add(key)
+
+    cdef void _cancel(self, Session s, CancelOrder m, int64_t now) except *:
+        cdef uint64_t seq = m.get_seq_num()
+        cdef uint64_t order_id
+        if not self._admitted(s, seq, 11, now):
+            return
+        order_id = self._order_of(s.account, m.get_orig_cl_ord_id(), m.get_order_id())
+        if (order_id >> CL_ORD_BITS) not in s.permitted:
+            self._cancel_reject(s, m.get_cl_ord_id(), m.get_orig_cl_ord_id(), m.get_order_id(), 0,
+                                codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.CANCEL, now)
+            return
+        self._begin(s, m.get_cl_ord_id())
+        self.req.cmd.op = OP_CANCEL
+        self.req.cmd.order_id = order_id
+        self.req.cmd.account = order_id >> CL_ORD_BITS
+        self.req.cmd.symbol = m.get_symbol_id()
+        self._publish(s, seq, 11, now)
+
+    cdef void _replace(self, Session s, ReplaceOrder m, int64_t now) except *:
+        cdef uint64_t seq = m.get_seq_num()
+        cdef uint64_t order_id, account, cl = m.get_cl_ord_id()
+        cdef int64_t v
+        if not self._admitted(s, seq, 12, now):
+            return
+        if cl == 0 or cl > CL_ORD_MASK:
+            self._send_reject(s, seq, 12, SESSION_REJECT.INVALID_VALUE, now)
+            return
+        order_id = self._order_of(s.account, m.get_orig_cl_ord_id(), m.get_order_id())
+        account = order_id >> CL_ORD_BITS
+        if account not in s.permitted:
+            self._cancel_reject(s, cl, m.get_orig_cl_ord_id(), m.get_order_id(), 0,
+                                codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.REPLACE, now)
+            return
+        key = (account << CL_ORD_BITS) | cl
+        if key in self.used_ids:
+            self._cancel_reject(s, cl, m.get_orig_cl_ord_id(), m.get_order_id(), 0,
+                                codecs.RejectReason.DUPLICATE_CL_ORD_ID, codecs.CxlRejResponseTo.REPLACE, now)
+            return
+        self._begin(s, cl)
+        self.req.cmd.op = OP_REPLACE
+        self.req.cmd.order_id = order_id
+        self.req.cmd.account = account
+        v = m.get_price()
+        self.req.cmd.price = 0 if v == INT64_NULL else v
+        self.req.cmd.qty = m.get_qty()
+        self.req.cmd.symbol = m.get_symbol_id()
+        if self._publish(s, seq, 12, now):
+            self.used_ids.add(key)
+
+    cdef void _mass_cancel(self, Session s, MassCancel m, int64_t now) except *:
+        cdef uint64_t seq = m.get_seq_num()
+        cdef uint64_t account
+        if not self._admitted(s, seq, 13, now):
+            return
+        if not self._resolve_account(s, m.get_account_id(), &account):
+            self._cancel_reject(s, m.get_cl_ord_id(), 0, 0, 0, codecs.RejectReason.ACCOUNT_NOT_PERMITTED,
+                                codecs.CxlRejResponseTo.MASS_CANCEL, now)
+            return
+        self._begin(s, m.get_cl_ord_id())
+        self.req.cmd.op = OP_MASS_CANCEL
+        self.req.cmd.account = account
+        self.req.cmd.symbol = m.get_symbol_id()
+        self._publish(s, seq, 13, now)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def drain_outcomes(self) -> int:
+        """Route every outcome the engine published since the last call; returns how many, or -1
+        if this gateway was lapped (outcomes lost: the caller must end every session)."""
+        cdef int64_t n
+        cdef int64_t total = 0
+        cdef const Outcome* oc
+        cdef int64_t i
+        while True:
+            n = self.reader.take_ptr(<unsigned char*>PyByteArray_AS_STRING(self.takebuf), self.take_max)
+            if n < 0:
+                self.laps += 1
+                return -1
+            if n == 0:
+                return total
+            oc = <const Outcome*>PyByteArray_AS_STRING(self.takebuf)
+            for i in range(n):
+                self._route(&oc[i])
+            total += n
+            self.outcomes_seen += n
+            if n < self.take_max:
+                return total
+
+    cdef uint64_t _cl_ord_id(self, uint64_t order_id):
+        got = self.current_id.get(order_id)
+        if got is not None:
+            return got
+        return order_id & CL_ORD_MASK
+
+    cdef void _forget(self, uint64_t order_id) except *:
+        self.order_qty.pop(order_id, None)
+        cl = self.current_id.pop(order_id, None)
+        if cl is not None:
+            self.aliases.pop(((order_id >> CL_ORD_BITS) << CL_ORD_BITS) | cl, None)
+
+    cdef void _route(self, const Outcome* o) except *:
+        cdef uint8_t t = o.ev.type
+        cdef list sessions
+        if t == EV_TRADE:
+            sessions = self.by_account.get(o.ev.account)
+            if sessions:
+                self._fill_reports(sessions, o, True)
+            sessions = self.by_account.get(o.ev.maker_account)
+            if sessions:
+                self._fill_reports(sessions, o, False)
+            if o.ev.leaves == 0:
+                self._forget(o.ev.order_id)
+            if o.ev.maker_leaves == 0:
+                self._forget(o.ev.maker_order)
+            return
+        if t == EV_MASS_CANCEL_DONE:
+            if o.origin.gateway == self.gateway_id:
+                self._mass_report(o)
+            return
+        if t != EV_ACCEPTED and t != EV_CANCELLED and t != EV_EXPIRED and t != EV_REJECTED \
+                and t != EV_REPLACED and t != EV_TRIGGERED:
+            return  # postings, admin outcomes: not order entry's business
+        sessions = self.by_account.get(o.ev.account)
+        if t == EV_REJECTED and o.ev.op != OP_NEW:
+            if o.origin.gateway == self.gateway_id and sessions:
+                self._cancel_rejects(sessions, o)
+            return
+        if t == EV_ACCEPTED and sessions:
+            self.order_qty[o.ev.order_id] = o.ev.qty
+        elif t == EV_REPLACED:
+            self._note_replace(o)
+        if sessions:
+            self._order_reports(sessions, o)
+        if t == EV_CANCELLED or t == EV_EXPIRED:  # (a rejected NEW was never tracked)
+            self._forget(o.ev.order_id)
+
+    cdef void _note_replace(self, const Outcome* o) except *:
+        cdef uint64_t order_id = o.ev.order_id
+        cdef uint64_t account = order_id >> CL_ORD_BITS
+        old = self.current_id.get(order_id)
+        if old is not None:
+            self.aliases.pop((account << CL_ORD_BITS) | old, None)
+        if o.origin.gateway == self.gateway_id and o.origin.request_id:
+            self.current_id[order_id] = o.origin.request_id
+            self.aliases[(account << CL_ORD_BITS) | o.origin.request_id] = order_id
+        if order_id in self.order_qty:
+            self.order_qty[order_id] = o.ev.qty
+
+    cdef void _order_reports(self, list sessions, const Outcome* o) except *:
+        cdef ExecutionReport m = self.er
+        cdef uint8_t t = o.ev.type
+        cdef uint8_t exec_type, status
+        cdef Session s
+        if t == EV_ACCEPTED:
+            exec_type = codecs.ExecType.NEW
+            status = codecs.OrdStatus.NEW
+        elif t == EV_REPLACED:
+            exec_type = codecs.ExecType.REPLACED
+            status = codecs.OrdStatus.PARTIALLY_FILLED if o.ev.filled > 0 else codecs.OrdStatus.NEW
+        elif t == EV_TRIGGERED:
+            exec_type = codecs.ExecType.TRIGGERED
+            status = codecs.OrdStatus.PARTIALLY_FILLED if o.ev.filled > 0 else codecs.OrdStatus.NEW
+        elif t == EV_CANCELLED:
+            exec_type = codecs.ExecType.CANCELLED
+            status = codecs.OrdStatus.CANCELLED
+        elif t == EV_EXPIRED:
+            exec_type = codecs.ExecType.EXPIRED
+            status = codecs.OrdStatus.EXPIRED
+        else:
+            exec_type = codecs.ExecType.REJECTED
+            status = codecs.OrdStatus.REJECTED
+        for s in sessions:
+            m._encode(self.scratch, 6)
+            m.set_seq_num(s.next_out_seq)
+            s.next_out_seq += 1
+            m.set_cl_ord_id(self._cl_ord_id(o.ev.order_id))
+            m.set_order_id(o.ev.order_id if t != EV_REJECTED else 0)
+            m.set_exec_id(o.ev.seq << 1)  # unique per venue: (engine seq, side of a trade)
+            m.set_engine_seq(o.ev.seq)
+            m.set_account_id(o.ev.account)
+            m.set_transact_time_ns(o.ev.ts)
+            if o.ev.price:
+                m.set_price(o.ev.price)
+            m.set_order_qty(o.ev.qty if t != EV_CANCELLED and t != EV_EXPIRED
+                            else self.order_qty.get(o.ev.order_id, o.ev.qty))
+            m.set_leaves_qty(o.ev.leaves)
+            m.set_cum_qty(o.ev.filled)
+            m.set_symbol_id(o.ev.symbol)
+            m.set_exec_type(exec_type)
+            m.set_ord_status(status)
+            m.set_reason(o.ev.reason)
+            m.set_side(o.ev.side)
+            self._append(s, m.frame())
+
+    cdef void _fill_reports(self, list sessions, const Outcome* o, bint taker) except *:
+        cdef ExecutionReport m = self.er
+        cdef ExecutionReportFills fills
+        cdef Session s
+        cdef uint64_t order_id = o.ev.order_id if taker else o.ev.maker_order
+        cdef int64_t leaves = o.ev.leaves if taker else o.ev.maker_leaves
+        cdef int64_t qty
+        got = self.order_qty.get(order_id)
+        qty = got if got is not None else leaves + o.ev.qty  # an order placed before this gateway started
+        for s in sessions:
+            m._encode(self.scratch, 6)
+            m.set_seq_num(s.next_out_seq)
+            s.next_out_seq += 1
+            m.set_cl_ord_id(self._cl_ord_id(order_id))
+            m.set_order_id(order_id)
+            m.set_exec_id((o.ev.seq << 1) | (0 if taker else 1))  # both sides of a trade: two reports
+            m.set_engine_seq(o.ev.seq)
+            m.set_account_id(o.ev.account if taker else o.ev.maker_account)
+            m.set_transact_time_ns(o.ev.ts)
+            m.set_order_qty(qty)
+            m.set_leaves_qty(leaves)
+            m.set_cum_qty(o.ev.filled if taker else qty - leaves)
+            m.set_last_px(o.ev.price)
+            m.set_last_qty(o.ev.qty)
+            m.set_symbol_id(o.ev.symbol)
+            m.set_exec_type(codecs.ExecType.FILL if leaves == 0 else codecs.ExecType.PARTIAL_FILL)
+            m.set_ord_status(codecs.OrdStatus.FILLED if leaves == 0 else codecs.OrdStatus.PARTIALLY_FILLED)
+            if taker:
+                m.set_side(o.ev.side)
+            else:
+                m.set_side(SIDE_SELL if o.ev.side == SIDE_BUY else SIDE_BUY)
+            fills = m.begin_fills(1)
+            fills.advance()
+            fills.set_trade_id(o.ev.seq)
+            fills.set_fill_px(o.ev.price)
+            fills.set_fill_qty(o.ev.qty)
+            fills.set_engine_seq(o.ev.seq)
+            fills.set_liquidity(codecs.LiquidityIndicator.TAKER if taker else codecs.LiquidityIndicator.MAKER)
+            self._append(s, m.frame())
+
+    cdef void _cancel_rejects(self, list sessions, const Outcome* o) except *:
+        cdef Session s
+        cdef int response_to = codecs.CxlRejResponseTo.CANCEL if o.ev.op == OP_CANCEL \
+            else codecs.CxlRejResponseTo.REPLACE
+        for s in sessions:
+            if s.number == o.origin.session:
+                self._cancel_reject(s, o.origin.request_id, self._cl_ord_id(o.ev.order_id), o.ev.order_id,
+                                    o.ev.seq, o.ev.reason, response_to, o.ev.ts)
+        if o.ev.op == OP_REPLACE:  # the new clOrdId never took effect
+            self.used_ids.discard(((o.ev.order_id >> CL_ORD_BITS) << CL_ORD_BITS) | o.origin.request_id)
+
+    cdef void _mass_report(self, const Outcome* o) except *:
+        cdef MassCancelReport m = self.mass_rep
+        cdef Session s
+        sessions = self.by_account.get(o.ev.account)
+        if not sessions:
+            return
+        for s in sessions:
+            if s.number != o.origin.session:
+                continue
+            m._encode(self.scratch, 6)
+            m.set_seq_num(s.next_out_seq)
+            s.next_out_seq += 1
+            m.set_cl_ord_id(o.origin.request_id)
+            m.set_account_id(o.ev.account)
+            m.set_engine_seq(o.ev.seq)
+            m.set_transact_time_ns(o.ev.ts)
+            m.set_cancelled_count(<uint64_t>o.ev.qty)
+            m.set_symbol_id(o.ev.symbol)
+            self._append(s, m.frame())

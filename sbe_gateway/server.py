@@ -1,0 +1,384 @@
+"""The SBE gateway process: TCP sessions in, the command ring and the outcome ring to the engine.
+
+One thread, one epoll loop over the listening socket, the client sockets and the outcome ring's
+wake socket (the engine sends a byte there only when this gateway said it is about to sleep), so an
+idle gateway costs nothing and a busy one never sleeps. Per-message work is in sbe_gateway/core.pyx.
+
+Session rules (the protocol is in sbe_schemas/venue_order_entry.xml):
+- The first message must be a Logon signed with the key's secret (venue/auth.py); one session per
+  key at a time (ALREADY_LOGGED_IN). Heartbeat interval 100..60000 ms. A session that sends nothing
+  for 2 intervals + 1 s is logged out (HEARTBEAT_TIMEOUT); the gateway sends a Heartbeat after an
+  interval without output. A connection that has not logged on within logon_timeout_s is closed.
+- Bad input never takes the gateway down: an undecodable but delimited frame gets a Reject and the
+  session goes on; a bad framing header (the stream cannot be resynchronised) gets a Reject and a
+  Logout(PROTOCOL_ERROR); either way other sessions notice nothing.
+- Cancel-on-disconnect (the Logon's flag): when the session ends for any reason, a MassCancel of
+  every account it traded for is sent to the engine.
+- A client that does not read its reports (more than max_pending_out bytes queued) is disconnected:
+  the gateway never blocks on one socket. If the gateway itself falls so far behind the engine that
+  the outcome ring laps it, reports were lost: every session is logged out (they reconnect; their
+  orders are cancelled if they asked for it) and the gateway carries on from the newest outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from core_cython.broadcast import BroadcastReader
+from core_cython.ring import Ring
+from sbe_gateway.core import (
+    INPUT_CLOSE,
+    INPUT_LOGON,
+    INPUT_LOGOUT,
+    SESSION_AWAIT_LOGON,
+    SESSION_CLOSING,
+    SESSION_ESTABLISHED,
+    GatewayCore,
+    Session,
+)
+from sbe_schemas import codecs
+from venue.auth import check_logon
+from venue.config import VenueConfig
+from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
+from venue.keys import KeyStore
+
+LOGON_SIGNED_BYTES = 8 + 29  # the Logon from its SBE header up to the signature
+HEARTBEAT_MS = (100, 60_000)
+IN_BUFFER = 65536
+TIMER_S = 0.1  # how often timers (heartbeats, idle and logon timeouts) are checked
+
+
+class EngineGone(Exception):
+    """The engine this gateway was attached to is gone; the process exits (the supervisor decides)."""
+
+
+@dataclass
+class Connection:
+    sock: socket.socket
+    session: Session
+    peer: str
+    want_write: bool = False
+
+
+class GatewayServer:
+    def __init__(self, config: VenueConfig, gateway_id: int, *, port: int | None = None,
+                 log: Any = None) -> None:
+        settings = config.sbe
+        self.settings = settings
+        self.gateway_id = gateway_id
+        self.log = log or (lambda message: None)
+        rings = run_dir(config)
+        self.ring = Ring.attach(str(rings / COMMANDS_RING))
+        self.reader = BroadcastReader.attach(str(rings / OUTCOMES_RING), start="latest")
+        self.core = GatewayCore(self.ring, self.reader, gateway_id, settings.max_frame)
+        self.keys = KeyStore.open(config.keys.path)
+        self.decoder = codecs.Decoder(settings.max_frame)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((settings.host, settings.port if port is None else port))
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.epoll = select.epoll()
+        self.epoll.register(self.listener.fileno(), select.EPOLLIN)
+        self.epoll.register(self.reader.fileno(), select.EPOLLIN)
+        self.connections: dict[int, Connection] = {}
+        self.by_key: dict[int, Connection] = {}
+        self.pending_cancels: list[Session] = []  # cancel-on-disconnect waiting for ring space
+        self.next_number = 1
+        self.closed_sessions = 0
+
+    # ---------------------------------------------------------------- loop
+
+    def serve(self, stop: Any) -> None:
+        next_timer = time.monotonic() + TIMER_S
+        while not stop:
+            wait = max(0.0, next_timer - time.monotonic())
+            if not self.reader.prepare_wait():
+                wait = 0.0  # outcomes arrived meanwhile
+            events = self.epoll.poll(wait)
+            now = time.time_ns()
+            for fd, mask in events:
+                if fd == self.listener.fileno():
+                    self._accept(now)
+                elif fd == self.reader.fileno():
+                    self.reader.drain_wakeups()
+                else:
+                    conn = self.connections.get(fd)
+                    if conn is None:
+                        continue
+                    if mask & select.EPOLLOUT:
+                        conn.want_write = False
+                        self.epoll.modify(fd, select.EPOLLIN)
+                    if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                        self._read(conn, now)
+            if self.core.drain_outcomes() < 0:
+                self._lapped(now)
+            self._flush_all()
+            if time.monotonic() >= next_timer:
+                self._timers(time.time_ns())
+                next_timer = time.monotonic() + TIMER_S
+        self.shutdown()
+
+    def _accept(self, now: int) -> None:
+        while True:
+            try:
+                sock, addr = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # e.g. out of file descriptors: keep serving the others
+                self.log(f"accept failed: {exc}")
+                return
+            if len(self.connections) >= self.settings.max_sessions:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            session = Session(sock.fileno(), self.next_number, IN_BUFFER, now)
+            self.next_number = (self.next_number % 0xFFFFFFFF) + 1
+            session.set_throttle(self.settings.throttle_per_s, self.settings.throttle_burst)
+            conn = Connection(sock, session, f"{addr[0]}:{addr[1]}")
+            self.connections[sock.fileno()] = conn
+            self.epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def _read(self, conn: Connection, now: int) -> None:
+        s = conn.session
+        while True:
+            tail = s.writable_tail()
+            room = len(tail)
+            if room == 0:  # cannot happen with max_frame < IN_BUFFER; never spin on it
+                self._close(conn, "input buffer full", now)
+                return
+            try:
+                got = conn.sock.recv_into(tail)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._close(conn, f"read error: {exc.strerror}", now)
+                return
+            finally:
+                tail.release()
+            if got == 0:
+                partial = s.in_len - s.in_pos
+                detail = f" mid-frame ({partial} bytes)" if partial else ""
+                self._close(conn, "connection closed by peer" + detail,
+                            now)
+                return
+            s.in_len += got
+            while True:
+                action = self.core.on_input(s, now)
+                if action == INPUT_LOGON:
+                    self._logon(conn, now)
+                    if s.state != SESSION_ESTABLISHED:
+                        self._flush(conn)
+                        self._close(conn, s.close_reason, now)
+                        return
+                    continue
+                if action == INPUT_LOGOUT:
+                    self.core.send_logout(s, codecs.LogoutReason.CLIENT_REQUEST, now)
+                    self._flush(conn)
+                    self._close(conn, "logout", now)
+                    return
+                if action == INPUT_CLOSE:
+                    self._flush(conn)
+                    self._close(conn, s.close_reason, now)
+                    return
+                break
+            if got < room:
+                return
+
+    # ---------------------------------------------------------------- logon
+
+    def _logon(self, conn: Connection, now: int) -> None:
+        s = conn.session
+        logon = self.decoder.decode(s.inbuf, s.in_pos, s.frame_len)
+        start = s.in_pos + codecs.SOFH_SIZE
+        signed = bytes(s.inbuf[start:start + LOGON_SIGNED_BYTES])
+        key_id, interval = logon.key_id, logon.heartbeat_interval_ms
+        s.in_pos += s.frame_len
+        reason = None
+        if key_id in self.by_key:
+            reason = "ALREADY_LOGGED_IN"
+        elif not HEARTBEAT_MS[0] <= interval <= HEARTBEAT_MS[1]:
+            reason = "BAD_HEARTBEAT_INTERVAL"
+        if reason is None:
+            try:
+                result = check_logon(self.keys, key_id=key_id, timestamp_ns=logon.timestamp_ns,
+                                     nonce=logon.nonce,
+                                     signed=signed, signature=bytes(logon.signature), now_ns=now)
+            except Exception as exc:  # the key store failed: the client may retry later
+                self.log(f"logon of key {key_id} from {conn.peer}: key store error {type(exc).__name__}")
+                reason = "UNAVAILABLE"
+            else:
+                reason = None if result.ok else result.reason
+        if reason is not None:
+            self._send_logon_reject(s, reason, now)
+            s.close_reason = f"logon refused: {reason} (key {key_id})"
+            s.state = SESSION_CLOSING
+            return
+        key = result.key
+        s.key_id = key_id
+        s.account = key.account
+        s.permitted = frozenset({key.account, *key.grants})
+        s.heartbeat_ms = interval
+        s.cancel_on_disconnect = bool(logon.cancel_on_disconnect == codecs.BooleanType.TRUE)
+        s.session_id = secrets.randbits(63) or 1
+        s.state = SESSION_ESTABLISHED
+        self.by_key[key_id] = conn
+        self.core.attach(s)
+        ack = bytearray(64)
+        m = codecs.LogonAck().wrap_encode(ack, codecs.SOFH_SIZE)
+        m.session_id, m.timestamp_ns, m.next_seq_num = s.session_id, now, s.next_out_seq
+        m.account_id, m.heartbeat_interval_ms = key.account, interval
+        s.out += ack[:m.frame()]
+        self.log(f"session {s.number} logged on: key {key_id}, account {key.account}, from {conn.peer}")
+
+    @staticmethod
+    def _send_logon_reject(s: Session, reason: str, now: int) -> None:
+        buf = bytearray(64)
+        m = codecs.LogonReject().wrap_encode(buf, codecs.SOFH_SIZE)
+        m.timestamp_ns = now
+        m.reason = codecs.LogonRejectReason[reason]
+        s.out += buf[:m.frame()]
+
+    # ---------------------------------------------------------------- output and timers
+
+    def _flush(self, conn: Connection) -> None:
+        s = conn.session
+        if not s.out or conn.want_write:
+            return
+        try:
+            sent = conn.sock.send(s.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            s.out.clear()  # the peer is gone; the read side will notice and close
+            return
+        if sent:
+            del s.out[:sent]
+            s.last_tx_ns = time.time_ns()
+        if s.out:
+            if len(s.out) > self.settings.max_pending_out:
+                s.close_reason = f"client not reading ({len(s.out)} bytes of reports queued)"
+                s.state = SESSION_CLOSING
+                return
+            conn.want_write = True
+            self.epoll.modify(conn.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+
+    def _flush_all(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.session.out:
+                self._flush(conn)
+            if conn.session.state == SESSION_CLOSING:  # e.g. a client that stopped reading
+                self._close(conn, conn.session.close_reason or "closing", time.time_ns())
+        if self.pending_cancels:
+            self.pending_cancels = [s for s in self.pending_cancels
+                                    if self.core.cancel_all(s) < len(s.permitted)]
+
+    def _timers(self, now: int) -> None:
+        if self.reader.stale():  # the engine stopped or was replaced: this gateway's rings are gone
+            raise EngineGone("the engine's outcome ring is stale (engine stopped or restarted)")
+        for conn in list(self.connections.values()):
+            s = conn.session
+            if s.state == SESSION_AWAIT_LOGON:
+                if now - s.opened_ns > self.settings.logon_timeout_s * 1e9:
+                    self._close(conn, "no Logon in time", now)
+                continue
+            if s.state != SESSION_ESTABLISHED:
+                continue
+            interval_ns = s.heartbeat_ms * 1_000_000
+            if now - s.last_rx_ns > 2 * interval_ns + 1_000_000_000:
+                self.core.send_logout(s, codecs.LogoutReason.HEARTBEAT_TIMEOUT, now)
+                self._flush(conn)
+                self._close(conn, "heartbeat timeout", now)
+                continue
+            if now - s.last_tx_ns >= interval_ns and not s.out:
+                self.core.send_heartbeat(s, now)
+                self._flush(conn)
+
+    def _close(self, conn: Connection, reason: str, now: int) -> None:
+        s = conn.session
+        fd = s.fd
+        if self.connections.pop(fd, None) is None:
+            return
+        was_established = s.state == SESSION_ESTABLISHED or (s.state == SESSION_CLOSING and s.key_id)
+        if self.by_key.get(s.key_id) is conn:
+            del self.by_key[s.key_id]
+        self.core.detach(s)
+        if was_established and s.cancel_on_disconnect and s.permitted:
+            if self.core.cancel_all(s) < len(s.permitted):
+                self.pending_cancels.append(s)
+        try:
+            self.epoll.unregister(fd)
+        except OSError:
+            pass
+        conn.sock.close()
+        s.state = SESSION_CLOSING
+        self.closed_sessions += 1
+        if s.key_id:
+            self.log(f"session {s.number} (key {s.key_id}) closed: {reason}")
+
+    def _lapped(self, now: int) -> None:
+        self.log("outcome ring lapped this gateway (reports lost): logging every session out")
+        for conn in list(self.connections.values()):
+            if conn.session.state == SESSION_ESTABLISHED:
+                self.core.send_logout(conn.session, codecs.LogoutReason.SHUTDOWN, now)
+                self._flush(conn)
+            self._close(conn, "gateway fell behind the engine", now)
+        self.reader.rejoin()
+
+    def shutdown(self) -> None:
+        now = time.time_ns()
+        for conn in list(self.connections.values()):
+            if conn.session.state == SESSION_ESTABLISHED:
+                self.core.send_logout(conn.session, codecs.LogoutReason.SHUTDOWN, now)
+                self._flush(conn)
+            self._close(conn, "gateway shutting down", now)
+        for s in self.pending_cancels:
+            self.core.cancel_all(s)
+        self.listener.close()
+        self.epoll.close()
+        self.keys.close()
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.reason = self.reason or signal.Signals(signum).name
+
+
+def gateway_main(config: VenueConfig, gateway_id: int, ready: Any, port: int | None = None) -> None:
+    """Entry point of a gateway process (multiprocessing target): sends ("ready", {"port": ...})."""
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.handle)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us in order
+
+    def log(message: str) -> None:
+        print(f"sbe gateway {gateway_id}: {message}", flush=True)
+
+    try:
+        server = GatewayServer(config, gateway_id, port=port, log=log)
+    except Exception as exc:
+        ready.send(("error", f"{type(exc).__name__}: {exc}"))
+        raise SystemExit(1) from None
+    ready.send(("ready", {"pid": os.getpid(), "port": server.port, "host": config.sbe.host}))
+    try:
+        server.serve(stop)
+    except EngineGone as exc:
+        log(f"{exc}; exiting")
+        server.shutdown()
+        raise SystemExit(3) from None
+

@@ -1,0 +1,338 @@
+"""The SBE gateway over real TCP, against a real engine process (tests/venue_harness.py).
+
+Sessions: logon, orders, fills on both sides, cancel, replace, mass cancel, logout; cancel-on-
+disconnect; permissions between accounts; sequence numbers, throttling, heartbeats; bad frames and
+bad logons that never disturb another session; a full command ring answered "busy"; a gateway
+killed and restarted while the engine runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sbe_gateway.client import LogonRefused, SbeClient
+from sbe_schemas import codecs
+from tests.venue_harness import RunningVenue, running_venue
+
+BTC = 1  # symbol id of BTC-USDT (first instrument of the shipped config)
+MID = 6_000_000  # 60000.00 in ticks of 0.01
+ER = "ExecutionReport"
+NEW, FILL, PARTIAL = codecs.ExecType.NEW, codecs.ExecType.FILL, codecs.ExecType.PARTIAL_FILL
+
+
+@pytest.fixture(scope="module")
+def shared_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
+    with running_venue(tmp_path_factory.mktemp("sbe")) as running:
+        yield running
+
+
+@pytest.fixture
+def venue(shared_venue: RunningVenue) -> Iterator[RunningVenue]:
+    yield shared_venue
+    shared_venue.close_clients()
+
+
+def report(client: SbeClient, cl_ord_id: int, exec_type: codecs.ExecType | None = None,
+           template: str = ER) -> dict:
+    message, _ = client.wait_for(lambda m: m["template"] == template and m.get("cl_ord_id") == cl_ord_id
+                                 and (exec_type is None or m.get("exec_type") == exec_type))
+    return message
+
+
+_ids = iter(range(int(time.time()) % 100_000 * 1000 + 1, 1 << 40))
+
+
+def next_id() -> int:
+    return next(_ids)
+
+
+def test_full_session_trades_cancels_replaces_and_logs_out(venue: RunningVenue) -> None:
+    maker = venue.client("demo-1")
+    taker = venue.client("demo-2")
+    sell, buy = next_id(), next_id()
+    price = MID + 100_000  # far from the demo's prices: only these two orders meet here
+    maker.new_order(cl_ord_id=sell, symbol_id=BTC, side=codecs.Side.SELL, qty=10, price=price)
+    ack = report(maker, sell, NEW)
+    assert ack["order_id"] == (venue.accounts["demo-1"] << 40) | sell
+    assert (ack["leaves_qty"], ack["cum_qty"], ack["order_qty"], ack["seq_num"]) == (10, 0, 10, 1)
+    assert ack["ord_status"] == codecs.OrdStatus.NEW and ack["account_id"] == venue.accounts["demo-1"]
+
+    taker.new_order(cl_ord_id=buy, symbol_id=BTC, side=codecs.Side.BUY, qty=4, price=price)
+    assert report(taker, buy, NEW)["leaves_qty"] == 4
+    fill = report(taker, buy, FILL)
+    assert (fill["last_px"], fill["last_qty"], fill["leaves_qty"], fill["cum_qty"]) == (price, 4, 0, 4)
+    assert [f["liquidity"] for f in fill["fills"]] == [codecs.LiquidityIndicator.TAKER]
+    maker_fill = report(maker, sell, PARTIAL)
+    assert (maker_fill["leaves_qty"], maker_fill["cum_qty"], maker_fill["order_qty"]) == (6, 4, 10)
+    assert maker_fill["fills"][0]["liquidity"] == codecs.LiquidityIndicator.MAKER
+    assert maker_fill["fills"][0]["trade_id"] == fill["fills"][0]["trade_id"]  # one trade, two sides
+    assert maker_fill["exec_id"] != fill["exec_id"]
+
+    # Replace gives the order a new clOrdId; a cancel by that id then finds it.
+    new_id = next_id()
+    maker.replace(cl_ord_id=new_id, orig_cl_ord_id=sell, qty=12, price=price + 1, symbol_id=BTC)
+    replaced = report(maker, new_id, codecs.ExecType.REPLACED)
+    assert (replaced["order_qty"], replaced["leaves_qty"], replaced["price"]) == (12, 8, price + 1)
+    maker.cancel(cl_ord_id=next_id(), orig_cl_ord_id=new_id, symbol_id=BTC)
+    cancelled = report(maker, new_id, codecs.ExecType.CANCELLED)
+    assert cancelled["leaves_qty"] == 0 and cancelled["reason"] == codecs.RejectReason.USER_CANCEL
+    # Cancelling it again: the engine no longer knows it.
+    again = next_id()
+    maker.cancel(cl_ord_id=again, orig_cl_ord_id=new_id)
+    reject = report(maker, again, template="CancelReject")
+    assert reject["reason"] == codecs.RejectReason.UNKNOWN_ORDER and reject["engine_seq"] > 0
+
+    # Mass cancel of the account's resting orders on the symbol.
+    resting = [next_id() for _ in range(3)]
+    for cl in resting:
+        maker.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=price + 50)
+    for cl in resting:
+        report(maker, cl, NEW)
+    mass = next_id()
+    maker.mass_cancel(cl_ord_id=mass, symbol_id=BTC)
+    done = report(maker, mass, template="MassCancelReport")
+    assert done["cancelled_count"] >= 3 and done["account_id"] == venue.accounts["demo-1"]
+
+    # Outbound sequence numbers have no gap.
+    maker.logout()
+    messages = [ack, maker_fill]
+    last, before = maker.wait_for(lambda m: m["template"] == "Logout")
+    assert last["reason"] == codecs.LogoutReason.CLIENT_REQUEST
+    seqs = [m["seq_num"] for m in before if "seq_num" in m]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert messages
+
+
+def test_an_account_sees_and_touches_only_its_own_orders(venue: RunningVenue) -> None:
+    alice, bob = venue.client("demo-1"), venue.client("demo-2")
+    cl = next_id()
+    alice.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+    order_id = report(alice, cl, NEW)["order_id"]
+    # Bob names Alice's order by its venue id: refused at the gateway.
+    bad = next_id()
+    bob.cancel(cl_ord_id=bad, order_id=order_id)
+    refused = report(bob, bad, template="CancelReject")
+    assert refused["reason"] == codecs.RejectReason.ACCOUNT_NOT_PERMITTED
+    # Bob trades for Alice's account: refused.
+    other = next_id()
+    bob.new_order(cl_ord_id=other, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID,
+                  account_id=venue.accounts["demo-1"])
+    assert report(bob, other)["reason"] == codecs.RejectReason.ACCOUNT_NOT_PERMITTED
+    # Bob never saw a report about Alice's order.
+    time.sleep(0.2)
+    assert all(m.get("order_id") != order_id for m in bob.read(0.2))
+    alice.cancel(cl_ord_id=next_id(), orig_cl_ord_id=cl)
+    report(alice, cl, codecs.ExecType.CANCELLED)
+
+
+def test_a_resent_client_order_id_never_makes_a_second_order(venue: RunningVenue) -> None:
+    client = venue.client("demo-3")
+    cl = next_id()
+    for _ in range(2):
+        client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+    report(client, cl, NEW)
+    duplicate = report(client, cl, codecs.ExecType.REJECTED)
+    assert duplicate["reason"] == codecs.RejectReason.DUPLICATE_CL_ORD_ID
+    for bad in (0, 1 << 40):  # outside 1..2^40-1
+        seq = client.new_order(cl_ord_id=bad, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID)
+        reject, _ = client.wait_for(lambda m, s=seq: m["template"] == "Reject" and m["ref_seq_num"] == s)
+        assert reject["reason"] == codecs.SessionRejectReason.INVALID_VALUE
+    client.mass_cancel(cl_ord_id=next_id())
+
+
+def test_cancel_on_disconnect_cancels_the_accounts_orders(venue: RunningVenue) -> None:
+    watcher = venue.connect()
+    watcher.logon(*venue.new_key("demo-2"))  # a second key of the same account sees its reports
+    dropper = venue.connect()
+    dropper.logon(*venue.keys["demo-2"], cancel_on_disconnect=True)
+    cl = next_id()
+    dropper.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=2, price=MID + 80_000)
+    report(dropper, cl, NEW)
+    dropper.sock.close()  # no Logout: the connection just drops
+    cancelled = report(watcher, cl, codecs.ExecType.CANCELLED)
+    assert cancelled["reason"] == codecs.RejectReason.MASS_CANCEL
+
+
+def test_sequence_errors_throttling_and_one_session_per_key(tmp_path: Path) -> None:
+    with running_venue(tmp_path, ["sbe.throttle_per_s=20", "sbe.throttle_burst=5"]) as venue:
+        client = venue.client("demo-1")
+        with pytest.raises(LogonRefused, match="ALREADY_LOGGED_IN"):
+            venue.client("demo-1")
+        # 30 orders at once: the burst passes, the rest is throttled, nothing reaches the engine twice.
+        ids = [next_id() for _ in range(30)]
+        for cl in ids:
+            client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+        deadline, answers = time.monotonic() + 5, []
+        while len(answers) < 30 and time.monotonic() < deadline:
+            answers += [m for m in client.read(0.1) if m["template"] in ("Reject", ER)]
+        throttled = [m for m in answers if m["template"] == "Reject"]
+        assert all(m["reason"] == codecs.SessionRejectReason.THROTTLED for m in throttled)
+        assert 15 <= len(throttled) <= 25 and len(answers) == 30
+        time.sleep(0.5)
+        # A repeated seqNum is rejected and ignored; the session goes on.
+        seq = client.next_seq
+        client.new_order(cl_ord_id=next_id(), symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID,
+                         seq=seq - 1)
+        reject, _ = client.wait_for(lambda m: m["template"] == "Reject")
+        assert reject["reason"] == codecs.SessionRejectReason.SEQUENCE_ERROR
+        assert reject["ref_seq_num"] == seq - 1
+        cl = next_id()
+        client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+        report(client, cl, NEW)
+        # A gap ends the session.
+        client.new_order(cl_ord_id=next_id(), symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID,
+                         seq=client.next_seq + 5)
+        logout, _ = client.wait_for(lambda m: m["template"] == "Logout")
+        assert logout["reason"] == codecs.LogoutReason.SEQUENCE_ERROR
+        # A silent session is logged out after 2 heartbeat intervals + 1 s.
+        quiet = venue.client("demo-2", heartbeat_ms=100)
+        quiet.heartbeat_s = 0  # this client stops sending heartbeats
+        logout, _ = quiet.wait_for(lambda m: m["template"] == "Logout", timeout=5)
+        assert logout["reason"] == codecs.LogoutReason.HEARTBEAT_TIMEOUT
+
+
+def frame(template: int, block: bytes, *, schema: int = 4201, version: int = 1, encoding: int = 0xEB50,
+          length: int | None = None, groups: bytes = b"") -> bytes:
+    body = struct.pack("<HHHH", len(block), template, schema, version) + block + groups
+    return struct.pack(">IH", length if length is not None else 6 + len(body), encoding) + body
+
+
+def test_bad_input_gets_specific_rejects_and_never_disturbs_other_sessions(venue: RunningVenue) -> None:
+    bystander = venue.client("demo-3")
+    key_id, secret = venue.new_key("demo-1")
+
+    # Not logged in yet: anything but a Logon is refused and the connection closed.
+    early = venue.connect()
+    early.send_raw(frame(4, bytes(16)))
+    reject, _ = early.wait_for(lambda m: m["template"] == "Reject")
+    assert reject["reason"] == codecs.SessionRejectReason.NOT_LOGGED_IN
+    with pytest.raises(ConnectionError):
+        early.wait_for(lambda m: False, timeout=2)
+
+    # Bad logons: each refused with its reason.
+    for options, secret_used, reason in [
+        ({}, b"x" * 32, "BAD_SIGNATURE"),
+        ({"timestamp_ns": time.time_ns() - 60 * 10**9}, secret, "STALE_TIMESTAMP"),
+        ({"heartbeat_ms": 10}, secret, "BAD_HEARTBEAT_INTERVAL"),
+    ]:
+        with pytest.raises(LogonRefused, match=reason):
+            venue.connect().logon(key_id, secret_used, **options)
+    with pytest.raises(LogonRefused, match="UNKNOWN_KEY"):
+        venue.connect().logon(12345, secret)
+
+    # Logged in: delimited bad frames get a Reject and the session goes on.
+    client = venue.client("demo-1")
+    cases = [(frame(99, bytes(8)), codecs.SessionRejectReason.UNKNOWN_TEMPLATE),
+             (frame(10, bytes(65), version=7), codecs.SessionRejectReason.WRONG_VERSION),
+             (frame(10, bytes(65), schema=1), codecs.SessionRejectReason.WRONG_SCHEMA),
+             (frame(10, bytes(12)), codecs.SessionRejectReason.BAD_BLOCK_LENGTH),
+             (frame(20, bytes(112), groups=struct.pack("<HH", 33, 0)),
+              codecs.SessionRejectReason.UNEXPECTED_MESSAGE)]
+    for data, reason in cases:
+        client.send_raw(data)
+        got, _ = client.wait_for(lambda m: m["template"] == "Reject")
+        assert got["reason"] == reason, (data, got)
+    cl = next_id()
+    client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+    report(client, cl, NEW)
+
+    # A bad framing header cannot be resynchronised: Reject, Logout(PROTOCOL_ERROR), close.
+    for data, reason in [(frame(4, bytes(16), encoding=0x1234), codecs.SessionRejectReason.BAD_ENCODING_TYPE),
+                         (frame(4, bytes(16), length=1 << 20), codecs.SessionRejectReason.OVERSIZED_FRAME)]:
+        victim = venue.connect()
+        victim.logon(*venue.new_key("demo-1"))
+        victim.send_raw(data)
+        got, _ = victim.wait_for(lambda m: m["template"] == "Reject")
+        assert got["reason"] == reason
+        logout, _ = victim.wait_for(lambda m: m["template"] == "Logout")
+        assert logout["reason"] == codecs.LogoutReason.PROTOCOL_ERROR
+    # A connection that dies mid-frame (a short read) is just closed.
+    short = venue.connect()
+    short.logon(*venue.new_key("demo-1"))
+    short.send_raw(frame(10, bytes(65))[:20])
+    short.close()
+
+    # The bystander noticed nothing and still trades.
+    cl = next_id()
+    bystander.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 100_000)
+    report(bystander, cl, NEW)
+    bystander.cancel(cl_ord_id=next_id(), orig_cl_ord_id=cl)
+    report(bystander, cl, codecs.ExecType.CANCELLED)
+    assert venue.supervisor.gateways[0].restarts == 0
+
+
+def test_a_replayed_logon_is_refused(venue: RunningVenue) -> None:
+    key_id, secret = venue.new_key("demo-2")
+    first = venue.connect()
+    logon = first.logon_frame(key_id, secret)
+    first.send_raw(logon)
+    first.wait_for(lambda m: m["template"] == "LogonAck")
+    first.logout()
+    first.wait_for(lambda m: m["template"] == "Logout")
+    replay = venue.connect()
+    replay.send_raw(logon)  # byte for byte the same, signature valid
+    refused, _ = replay.wait_for(lambda m: m["template"] == "LogonReject")
+    assert refused["reason"] == codecs.LogonRejectReason.NONCE_REUSED
+
+
+def test_a_full_command_ring_answers_busy(tmp_path: Path) -> None:
+    with running_venue(tmp_path, ["engine.command_ring_slots=64", "sbe.throttle_per_s=0"]) as venue:
+        client = venue.client("demo-1")
+        engine = venue.supervisor.engine.process.pid
+        os.kill(engine, signal.SIGSTOP)  # the engine stops taking: the ring fills
+        try:
+            ids = [next_id() for _ in range(100)]
+            for cl in ids:
+                client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1,
+                                 price=MID - 100_000)
+            busy, _ = client.wait_for(lambda m: m["template"] == "Reject")
+            assert busy["reason"] == codecs.SessionRejectReason.BUSY
+        finally:
+            os.kill(engine, signal.SIGCONT)
+        answers = {ids[busy["ref_seq_num"] - 1]: busy}
+        deadline = time.monotonic() + 10
+        while len(answers) < 100 and time.monotonic() < deadline:
+            for m in client.read(0.1):
+                if m["template"] == ER:
+                    answers[m["cl_ord_id"]] = m
+                elif m["template"] == "Reject":
+                    answers[ids[m["ref_seq_num"] - 1]] = m
+        # Every order got exactly one answer: accepted (it was in the ring) or busy (it was not).
+        assert len(answers) == 100
+        accepted = [cl for cl in ids if answers[cl]["template"] == ER]
+        assert 50 <= len(accepted) <= 64
+        busy_ones = [answers[cl] for cl in ids if cl not in accepted]
+        assert all(m["reason"] == codecs.SessionRejectReason.BUSY for m in busy_ones)
+
+
+def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: Path) -> None:
+    with running_venue(tmp_path) as venue:
+        client = venue.client("demo-1")
+        cl = next_id()
+        client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=3, price=MID + 70_000)
+        report(client, cl, NEW)
+        gateway = venue.supervisor.gateways[0]
+        os.kill(gateway.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while gateway.restarts == 0 and time.monotonic() < deadline:
+            assert venue.supervisor.check() is None  # the engine is fine
+            time.sleep(0.05)
+        assert gateway.restarts == 1 and gateway.process.is_alive()
+        # Same port; the order placed before the kill is still in the book and can be cancelled.
+        for _ in range(50):
+            try:
+                again = venue.client("demo-1")
+                break
+            except (ConnectionRefusedError, ConnectionResetError):
+                time.sleep(0.1)
+        again.cancel(cl_ord_id=next_id(), orig_cl_ord_id=cl)
+        cancelled = report(again, cl, codecs.ExecType.CANCELLED)
+        assert cancelled["order_id"] == (venue.accounts["demo-1"] << 40) | cl
+        assert any("restarted" in line for line in venue.log)

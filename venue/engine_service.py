@@ -1,0 +1,187 @@
+"""The engine process: command ring in, sequence + journal + match, broadcast ring out.
+
+    gateways --Request--> commands.ring (MPSC) --> [take a batch -> JournaledEngine.submit (commit)
+        -> join events with their origins] --Outcome--> outcomes.ring (SPMC) --> gateways
+
+One thread does everything, so the engine stays single-threaded and deterministic; batching comes
+from the ring itself (whatever arrived while the previous batch was being committed is the next
+batch, up to max_batch), which is the group commit. Outcomes are published only after the batch's
+transaction committed under the journal's durability mode: no client hears of an event that a crash
+could take back. The broadcast ring never waits for a gateway: a slow one is lapped and must
+disconnect its sessions (sbe_gateway.server), the engine goes on.
+
+The rings live in a run directory in /dev/shm named after the journal, so two venues on one machine
+(or two tests) never share rings, and a restarted engine or gateway finds the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from core_cython.broadcast import Broadcast
+from core_cython.envelope import ORIGIN_SIZE, OUTCOME_SIZE, REQUEST_SIZE, join_outcomes, split_requests
+from core_cython.records import new_commands
+from core_cython.ring import Ring
+from venue.config import VenueConfig
+
+COMMANDS_RING = "commands.ring"
+OUTCOMES_RING = "outcomes.ring"
+IDLE_WAIT_NS = 50_000_000  # an idle engine wakes this often to flush an async journal and see a stop
+
+
+def run_dir(config: VenueConfig) -> Path:
+    """Where this venue's rings live: configured, else /dev/shm/venue-<hash of the journal path>."""
+    if config.engine.run_dir:
+        return Path(config.engine.run_dir)
+    journal = os.path.realpath(config.journal.path)
+    tag = hashlib.blake2b(journal.encode(), digest_size=6).hexdigest()
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else os.environ.get("TMPDIR", "/tmp")
+    return Path(base) / f"venue-{tag}"
+
+
+@dataclass
+class ServiceStats:
+    batches: int = 0
+    commands: int = 0
+    events: int = 0
+    refused_admin_ops: int = 0
+
+
+class EngineService:
+    """Owns the rings and drives the journaled engine from them (one thread)."""
+
+    def __init__(self, engine: Any, config: VenueConfig) -> None:
+        settings = config.engine
+        self.engine = engine  # journal.JournaledEngine, recovered and bootstrapped
+        self.config = config
+        self.max_batch = settings.max_batch
+        self.wait = settings.wait_strategy
+        self.dir = run_dir(config)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # The command ring survives an engine restart (gateways stay attached and their pending
+        # requests are taken); the outcome ring is re-created (new epoch): readers re-attach.
+        commands = self.dir / COMMANDS_RING
+        self.commands = self._open_command_ring(commands, settings.command_ring_slots)
+        self.outcomes = Broadcast.create(str(self.dir / OUTCOMES_RING), settings.outcome_ring_slots,
+                                         OUTCOME_SIZE)
+        self._raw = bytearray(self.max_batch * REQUEST_SIZE)
+        self._cmds = new_commands(self.max_batch)
+        self._origins = bytearray(self.max_batch * ORIGIN_SIZE)
+        self._out = bytearray(self.max_batch * 8 * OUTCOME_SIZE)
+        self.stats = ServiceStats()
+
+    @staticmethod
+    def _open_command_ring(path: Path, slots: int) -> Ring:
+        if path.exists():
+            try:
+                ring = Ring.attach(str(path))
+                if ring.capacity == slots and ring.slot_size == REQUEST_SIZE:
+                    return ring
+                ring.close()
+            except ValueError:
+                pass  # another layout or version: start a new one
+        return Ring.create(str(path), slots, REQUEST_SIZE)
+
+    def step(self, timeout_ns: int = IDLE_WAIT_NS) -> int:
+        """Take one batch (waiting up to timeout_ns), apply, commit, publish; returns commands done."""
+        n = self.commands.take(self._raw, timeout_ns=timeout_ns, wait=self.wait)
+        if n == 0:
+            journal = self.engine.journal
+            if journal.durability == "async":
+                journal.flush()  # an idle async venue is fully on disk within IDLE_WAIT_NS
+            return 0
+        cmds = self._cmds[:n]
+        self.stats.refused_admin_ops += split_requests(self._raw, n, self._cmds.view(np.uint8),
+                                                       self._origins)
+        events = self.engine.submit(cmds, time.time_ns())  # committed when it returns
+        m = len(events)
+        if m * OUTCOME_SIZE > len(self._out):
+            self._out = bytearray(2 * m * OUTCOME_SIZE)
+        join_outcomes(events.view(np.uint8).reshape(-1), m, self._origins, n, int(cmds[0]["seq"]),
+                      self._out)
+        self.outcomes.publish_many(memoryview(self._out)[: m * OUTCOME_SIZE])
+        stats = self.stats
+        stats.batches += 1
+        stats.commands += n
+        stats.events += m
+        return n
+
+    def serve(self, stop: Any) -> None:
+        """Run until `stop` is truthy (checked between batches)."""
+        while not stop:
+            self.step()
+
+    def close(self) -> None:
+        self.outcomes.close()
+        self.commands.close()
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.reason = self.reason or signal.Signals(signum).name
+
+
+def engine_main(config: VenueConfig, ready: Any) -> None:
+    """Entry point of the engine process (multiprocessing target).
+
+    Opens and bootstraps the journal (recovery included), creates the rings, then sends
+    ("ready", details) on `ready` (a multiprocessing Connection) and serves until SIGTERM/SIGINT;
+    the journal is flushed and closed on the way out. A startup failure is sent as ("error", text).
+    """
+    from venue.admin import hold_engine_lock
+    from venue.run import open_venue, prepare_demo_accounts  # the compiled engine only loads here
+
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop.handle)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us in order
+    try:
+        lock = hold_engine_lock(config.journal.path)  # admin commands see that the venue is running
+        with lock, open_venue(config) as venue:
+            created, demo_accounts = prepare_demo_accounts(venue, config)
+            service = EngineService(venue.engine, config)
+            try:
+                ready.send(("ready", {
+                    "pid": os.getpid(), "run_dir": str(service.dir), "recovered_at": venue.recovered_at,
+                    "instruments": [i.symbol for _, i in venue.edge.instruments],
+                    "newly_defined": venue.newly_defined, "demo_accounts_created": created,
+                    "demo_accounts": demo_accounts,
+                    "symbol_ids": {i.symbol: symbol for symbol, i in venue.edge.instruments},
+                    # client order ids of the demo: above any earlier run's (each used one command)
+                    "next_order": venue.engine.last_cmd_seq + 1,
+                }))
+                service.serve(stop)
+            finally:
+                service.close()
+                venue.engine.flush()
+                ready.send(("stopped", {
+                    "reason": stop.reason, "cmd_seq": venue.engine.last_cmd_seq,
+                    "event_seq": venue.engine.last_event_seq, "state_hash": venue.engine.state_hash(),
+                    "commands": service.stats.commands, "batches": service.stats.batches,
+                }))
+    except Exception as exc:  # reported to the supervisor, which prints it and stops the venue
+        from journal.errors import JournalError
+        from venue.bootstrap import VenueError
+        from venue.config import ConfigError
+
+        # The user's problems read as they would in-process; anything else names its type.
+        known = isinstance(exc, (JournalError, VenueError, ConfigError, OSError))
+        try:
+            ready.send(("error", str(exc) if known else f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+        raise SystemExit(1) from None

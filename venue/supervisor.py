@@ -1,0 +1,190 @@
+"""Starting and watching the venue's processes (`venue run`).
+
+    engine   (venue.engine_service.engine_main)  one; if it dies the venue stops (failover: a later part)
+    gateways (sbe_gateway.server.gateway_main)   restarted when they die, on the same port
+
+Processes are started with the 'spawn' method: each is a fresh interpreter with its own memory, as
+it would be on separate hosts; they share only the rings in /dev/shm and the files on disk. Each
+child reports readiness (or its startup error) over a pipe; Ctrl-C / SIGTERM stop the gateways
+first (their sessions get a Logout), then the engine (it finishes its batch and flushes the journal).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from venue.bootstrap import VenueError
+from venue.config import VenueConfig
+
+START_TIMEOUT_S = 600.0  # recovery of a large journal takes a while; the engine reports when ready
+STOP_TIMEOUT_S = 30.0
+RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)  # a gateway crashing in a loop is restarted less often
+
+
+@dataclass
+class Child:
+    name: str
+    target: Callable[..., None]
+    args: tuple[Any, ...]
+    process: Any = None
+    conn: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+    next_restart: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, config: VenueConfig, log: Callable[[str], None]) -> None:
+        self.config = config
+        self.log = log
+        self.ctx = multiprocessing.get_context("spawn")
+        self.engine: Child | None = None
+        self.gateways: list[Child] = []
+        self.engine_final: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    # ---------------------------------------------------------------- starting
+
+    def _start(self, child: Child) -> dict[str, Any]:
+        parent_end, child_end = self.ctx.Pipe(duplex=False)
+        child.process = self.ctx.Process(target=child.target, args=(*child.args, child_end), name=child.name,
+                                         daemon=False)
+        child.process.start()
+        child_end.close()
+        child.conn = parent_end
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if parent_end.poll(0.05):
+                try:
+                    kind, info = parent_end.recv()
+                except EOFError:
+                    break
+                if kind == "ready":
+                    child.info = info
+                    return info
+                if kind == "error":  # the child's own one-line message
+                    child.process.join(STOP_TIMEOUT_S)
+                    raise VenueError(info)
+            elif not child.process.is_alive():
+                break
+        child.process.join(1.0)
+        raise VenueError(f"{child.name} exited during startup (exit code {child.process.exitcode})")
+
+    def start_engine(self) -> dict[str, Any]:
+        from venue.engine_service import engine_main
+
+        self.engine = Child("engine", engine_main, (self.config,))
+        return self._start(self.engine)
+
+    def start_gateway(self, gateway_id: int, target: Callable[..., None], *,
+                      port: int | None = None) -> dict[str, Any]:
+        child = Child(f"sbe gateway {gateway_id}", target, (self.config, gateway_id))
+        self.gateways.append(child)
+        return self._start_gateway(child, port)
+
+    def _start_gateway(self, child: Child, port: int | None) -> dict[str, Any]:
+        parent_end, child_end = self.ctx.Pipe(duplex=False)
+        child.process = self.ctx.Process(target=_gateway_entry,
+                                         args=(child.target, *child.args, port, child_end),
+                                         name=child.name)
+        child.process.start()
+        child_end.close()
+        child.conn = parent_end
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if parent_end.poll(0.05):
+                kind, info = parent_end.recv()
+                if kind == "ready":
+                    child.info = info
+                    return info
+                child.process.join(STOP_TIMEOUT_S)
+                raise VenueError(f"{child.name} failed to start: {info}")
+            if not child.process.is_alive():
+                break
+        raise VenueError(f"{child.name} exited during startup (exit code {child.process.exitcode})")
+
+    # ---------------------------------------------------------------- watching
+
+    def check(self) -> str | None:
+        """Restart dead gateways; returns a message if the engine is gone (the venue must stop)."""
+        engine = self.engine
+        if engine is not None and not engine.process.is_alive():
+            self._collect_engine_messages()
+            return (f"the engine process exited unexpectedly (exit code {engine.process.exitcode}); "
+                    f"stopping the venue (its journal holds everything it acknowledged)")
+        now = time.monotonic()
+        for child in self.gateways:
+            if child.process.is_alive():
+                continue
+            if child.next_restart == 0.0:
+                delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+                child.next_restart = now + delay
+                self.log(f"{child.name} exited (exit code {child.process.exitcode}); "
+                         f"restarting in {delay:g} s")
+            elif now >= child.next_restart:
+                child.restarts += 1
+                child.next_restart = 0.0
+                try:
+                    info = self._start_gateway(child, child.info.get("port"))
+                except VenueError as exc:
+                    self.log(f"{exc}; will retry")
+                    child.next_restart = now + RESTART_BACKOFF_S[-1]
+                    continue
+                self.log(f"{child.name} restarted (pid {info['pid']}), "
+                         f"listening on {info['host']}:{info['port']}")
+        return None
+
+    def sentinels(self) -> list[Any]:
+        children = ([self.engine] if self.engine else []) + self.gateways
+        return [c.process.sentinel for c in children if c.process is not None]
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a child exits or timeout passes."""
+        multiprocessing.connection.wait(self.sentinels(), timeout)
+
+    # ---------------------------------------------------------------- stopping
+
+    def _collect_engine_messages(self) -> None:
+        engine = self.engine
+        if engine is None or engine.conn is None:
+            return
+        try:
+            while engine.conn.poll(0):
+                kind, info = engine.conn.recv()
+                if kind == "stopped":
+                    self.engine_final = info
+        except (EOFError, OSError):
+            pass
+
+    def stop(self) -> dict[str, Any]:
+        """Gateways first, then the engine; returns the engine's final report (seqs, state hash)."""
+        for child in self.gateways:
+            if child.process is not None and child.process.is_alive():
+                child.process.terminate()
+        for child in self.gateways:
+            if child.process is not None:
+                child.process.join(STOP_TIMEOUT_S)
+                if child.process.is_alive():
+                    child.process.kill()
+        engine = self.engine
+        if engine is not None and engine.process is not None:
+            if engine.process.is_alive():
+                engine.process.terminate()
+                engine.process.join(STOP_TIMEOUT_S)
+                if engine.process.is_alive():
+                    self.log("the engine did not stop in time; killing it "
+                             "(the journal recovers on the next start)")
+                    engine.process.kill()
+                    engine.process.join()
+            self._collect_engine_messages()
+        return self.engine_final
+
+
+def _gateway_entry(target: Callable[..., None], config: VenueConfig, gateway_id: int, port: int | None,
+                   ready: Any) -> None:
+    target(config, gateway_id, ready, port)
