@@ -1,5 +1,6 @@
-"""The shared-memory ring alone: producer processes publish 96-byte command records, this process
-consumes them; messages/s and publish-to-take latency (both clocks are CLOCK_MONOTONIC)."""
+"""The shared-memory ring alone: producer processes publish 112-byte requests (a command record and
+its origin, what the gateways publish), this process consumes them; messages/s and publish-to-take
+latency (both clocks are CLOCK_MONOTONIC)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from bench.ringloop import drain, pump
 from bench.stats import latency_summary
 from bench.stats import rate as per_second
-from core_cython.records import COMMAND_SIZE, new_commands
+from core_cython.records import REQUEST_DTYPE
 from core_cython.ring import Ring
 
 RING_CAPACITY = 1 << 16
@@ -41,8 +42,8 @@ class RingResult:
 
 def _producer(path: str, count: int, interval_ns: int, start: Any, results: Any) -> None:
     ring = Ring.attach(path)
-    records = new_commands(1024)
-    records["order_id"] = np.arange(1024)
+    records = np.zeros(1024, REQUEST_DTYPE)  # pump() stamps the send time into cmd.ts (offset 8)
+    records["cmd"]["order_id"] = np.arange(1024)
     start.wait()
     results.put(pump(ring, records, count, interval_ns=interval_ns))
     ring.close()
@@ -54,7 +55,7 @@ def run_ring(producers: int, messages: int, wait: str, rate: int = 0,
     latency is mostly queueing in a full ring) or paced at `rate` messages/s in all (latency)."""
     path = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
                         f"venue-bench-ring-{os.getpid()}")
-    ring = Ring.create(path, capacity=capacity, slot_size=COMMAND_SIZE)
+    ring = Ring.create(path, capacity=capacity, slot_size=REQUEST_DTYPE.itemsize)
     ctx = multiprocessing.get_context("spawn")  # no inherited state: like separate gateway processes
     start = ctx.Event()
     results = ctx.Queue()

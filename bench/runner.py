@@ -362,7 +362,7 @@ def _section_recovery(out: Printer, wl: Workload, modes: tuple[bool, ...], args:
 
 
 def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
-    """Gateway processes -> engine: COMMAND_SIZE slots from producer processes to this one."""
+    """Gateway processes -> engine: request slots from producer processes to this one."""
     runs = [ring_bench.run_ring(p, messages if not rate else min(messages, rate * 3), wait, rate)
             for p, wait, rate in RING_RUNS]
     headings = [f"{r.producers} producer{'s' * (r.producers > 1)}, {r.wait}"
@@ -375,7 +375,7 @@ def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
     result["targets"]["ring_messages_per_s"] = RING_TARGET.verdict(runs[0].messages_per_s)
     rows.append((f"target {RING_TARGET.describe()}",
                  ["met" if RING_TARGET.met(runs[0].messages_per_s) else "NOT MET", "", ""]))
-    out.section(f"[4] shared-memory ring, {ring_bench.RING_CAPACITY:,} slots of 96 bytes "
+    out.section(f"[4] shared-memory ring, {ring_bench.RING_CAPACITY:,} slots of 112-byte requests "
                 "(producer processes -> this process)")
     out.table(headings, rows, width=34)
     out.emit("  latency = planned (paced) or actual publish time -> taken by the consumer; flat out it is "

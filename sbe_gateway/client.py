@@ -196,7 +196,8 @@ class SbeClient:
                 self.heartbeat()
             except OSError:
                 pass  # the read below reports the closed connection
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        # Messages already queued are returned at once (with whatever else has arrived meanwhile).
+        ready, _, _ = select.select([self.sock], [], [], 0.0 if self.backlog else max(0.0, timeout))
         closed = False
         if ready:
             try:

@@ -58,6 +58,8 @@ from sbe_schemas.codecs cimport (
     ReplaceOrder,
 )
 
+from collections import deque
+
 from sbe_schemas import codecs
 
 DEF CL_ORD_BITS = 40
@@ -65,6 +67,9 @@ DEF CL_ORD_MASK = (1 << 40) - 1
 DEF MAX_ACCOUNT = (1 << 24) - 1
 DEF INT64_NULL = -9223372036854775807 - 1
 DEF RING_OK = 0
+DEF MAX_USED_IDS = 1000000  # client order ids remembered (the engine itself refuses live duplicates)
+DEF MAX_BAD_FRAMES = 100  # undecodable frames a session may send before it is logged out
+DEF MAX_GONE_COD = 4096  # ended cancel-on-disconnect sessions remembered for late acceptances
 
 # on_input() results: what the Python loop must do next
 INPUT_MORE = 0  # all complete frames handled; read more
@@ -126,6 +131,8 @@ cdef class Session:
     cdef public uint64_t rejected
     cdef public uint64_t throttled
     cdef public uint64_t busy
+    cdef public uint64_t bad_frames
+    cdef public set live  # ids of live orders this session placed (cancel-on-disconnect cancels these)
 
     def __init__(self, int fd, uint32_t number, Py_ssize_t in_capacity, int64_t now_ns):
         self.fd = fd
@@ -144,6 +151,7 @@ cdef class Session:
         self.close_reason = ""
         self.throttle_interval_ns = 0
         self.tat = 0
+        self.live = set()
 
     def set_throttle(self, double per_second, double burst) -> None:
         """Messages per second (0 = unlimited) with a burst allowance of that many messages."""
@@ -181,7 +189,12 @@ cdef class GatewayCore:
     cdef dict aliases  # (account << 40 | clOrdId) of a replaced order's new id -> order id
     cdef dict current_id  # order id -> its clOrdId after a replace (absent = order id's low bits)
     cdef dict order_qty  # order id -> order qty, for orders of accounts with a session here
-    cdef set used_ids  # (account << 40 | clOrdId) used through this gateway
+    cdef set used_ids  # (account << 40 | clOrdId) used through this gateway, the newest MAX_USED_IDS
+    cdef object used_order  # the same ids in the order they were used, to forget the oldest
+    cdef dict by_number  # session number -> Session, while attached
+    cdef dict placed_by  # order id -> the Session that placed it (live orders of attached sessions)
+    cdef set gone_cod  # numbers of sessions that ended with cancel-on-disconnect
+    cdef list late_cancels  # order ids of such sessions accepted after they ended, to cancel
     cdef Request req
     cdef bytearray scratch
     cdef bytearray takebuf
@@ -207,6 +220,11 @@ cdef class GatewayCore:
         self.current_id = {}
         self.order_qty = {}
         self.used_ids = set()
+        self.used_order = deque()
+        self.by_number = {}
+        self.placed_by = {}
+        self.gone_cod = set()
+        self.late_cancels = []
         self.scratch = bytearray(4096)
         self.take_max = take_max
         self.takebuf = bytearray(take_max * sizeof(Outcome))
@@ -224,6 +242,7 @@ cdef class GatewayCore:
         """An established session starts receiving its accounts' outcomes."""
         for account in s.permitted:
             self.by_account.setdefault(account, []).append(s)
+        self.by_number[s.number] = s
 
     def detach(self, Session s) -> None:
         for account in s.permitted:
@@ -232,19 +251,49 @@ cdef class GatewayCore:
                 sessions.remove(s)
                 if not sessions:
                     del self.by_account[account]
+        if self.by_number.get(s.number) is s:
+            del self.by_number[s.number]
+        for order_id in s.live:
+            if self.placed_by.get(order_id) is s:
+                del self.placed_by[order_id]
+        if s.cancel_on_disconnect:
+            # Its orders still in flight are accepted after this: they are cancelled as they come.
+            if len(self.gone_cod) >= MAX_GONE_COD:
+                self.gone_cod.pop()
+            self.gone_cod.add(s.number)
 
-    def cancel_all(self, Session s) -> int:
-        """Cancel-on-disconnect: a MassCancel of every account the session traded for; returns
-        how many requests were published (a full ring is retried by the caller)."""
-        cdef int done = 0
-        for account in sorted(s.permitted):
-            self._begin(s, 0)
-            self.req.cmd.op = OP_MASS_CANCEL
-            self.req.cmd.account = account
-            if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
-                done += 1
-                self.published += 1
-        return done
+    def cancel_session_orders(self, Session s) -> bool:
+        """Cancel-on-disconnect: a cancel of every live order the session placed (not the account's
+        other sessions' orders). Returns True while some could not be published (ring full): call
+        again later."""
+        while s.live:
+            order_id = next(iter(s.live))
+            if not self._publish_cancel(s.number, order_id):
+                return True
+            s.live.discard(order_id)
+        return False
+
+    def retry_late_cancels(self) -> bool:
+        """Cancels of orders accepted after their cancel-on-disconnect session ended; True while
+        some are still waiting for ring space."""
+        while self.late_cancels:
+            number, order_id = self.late_cancels[len(self.late_cancels) - 1]
+            if not self._publish_cancel(number, order_id):
+                return True
+            self.late_cancels.pop()
+        return False
+
+    cdef bint _publish_cancel(self, uint32_t number, uint64_t order_id) noexcept:
+        memset(&self.req, 0, sizeof(Request))
+        self.req.origin.session = number
+        self.req.origin.gateway = self.gateway_id
+        self.req.cmd.op = OP_CANCEL
+        self.req.cmd.order_id = order_id
+        self.req.cmd.account = order_id >> CL_ORD_BITS
+        if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
+            self.published += 1
+            return True
+        return False
 
     # ------------------------------------------------------------------ output helpers
 
@@ -336,6 +385,12 @@ cdef class GatewayCore:
         self._send_reject(s, seq, template, SESSION_REJECT.BUSY, now)
         return 0
 
+    cdef void _use(self, object key) except *:
+        self.used_ids.add(key)
+        self.used_order.append(key)
+        if len(self.used_order) > MAX_USED_IDS:
+            self.used_ids.discard(self.used_order.popleft())
+
     cdef int _resolve_account(self, Session s, uint64_t requested, uint64_t* out) noexcept:
         if requested == 0:
             out[0] = s.account
@@ -377,6 +432,14 @@ cdef class GatewayCore:
                 tid = exc.template_id if exc.template_id is not None else -1
                 self._send_reject(s, 0, tid, REJECT_OF_DECODE_ERROR[exc.kind], now)
                 s.in_pos += n
+                s.bad_frames += 1
+                if s.state == SESSION_AWAIT_LOGON or s.bad_frames > MAX_BAD_FRAMES:
+                    # before logon nothing else is allowed; after it, a client sending mostly junk
+                    # would only make the gateway write Rejects
+                    self.send_logout(s, codecs.LogoutReason.PROTOCOL_ERROR, now)
+                    s.close_reason = f"undecodable frame: {exc}"
+                    s.state = SESSION_CLOSING
+                    return INPUT_CLOSE
                 continue
             tid = fw.sbe_template_id
             if s.state == SESSION_AWAIT_LOGON:
@@ -469,7 +532,7 @@ cdef class GatewayCore:
         self.req.cmd.stp = m.get_stp_mode()
         self.req.cmd.flags = m.get_flags()
         if self._publish(s, seq, 10, now):
-            self.used_ids.add(key)
+            self._use(key)
 
     cdef void _cancel(self, Session s, CancelOrder m, int64_t now) except *:
         cdef uint64_t seq = m.get_seq_num()
@@ -517,7 +580,7 @@ cdef class GatewayCore:
         self.req.cmd.qty = m.get_qty()
         self.req.cmd.symbol = m.get_symbol_id()
         if self._publish(s, seq, 12, now):
-            self.used_ids.add(key)
+            self._use(key)
 
     cdef void _mass_cancel(self, Session s, MassCancel m, int64_t now) except *:
         cdef uint64_t seq = m.get_seq_num()
@@ -565,6 +628,9 @@ cdef class GatewayCore:
         return order_id & CL_ORD_MASK
 
     cdef void _forget(self, uint64_t order_id) except *:
+        cdef Session owner = self.placed_by.pop(order_id, None)
+        if owner is not None:
+            owner.live.discard(order_id)
         self.order_qty.pop(order_id, None)
         cl = self.current_id.pop(order_id, None)
         if cl is not None:
@@ -597,14 +663,25 @@ cdef class GatewayCore:
             if o.origin.gateway == self.gateway_id and sessions:
                 self._cancel_rejects(sessions, o)
             return
-        if t == EV_ACCEPTED and sessions:
-            self.order_qty[o.ev.order_id] = o.ev.qty
+        if t == EV_ACCEPTED:
+            if o.origin.gateway == self.gateway_id:
+                self._note_placed(o)
+            if sessions:
+                self.order_qty[o.ev.order_id] = o.ev.qty
         elif t == EV_REPLACED:
             self._note_replace(o)
         if sessions:
             self._order_reports(sessions, o)
         if t == EV_CANCELLED or t == EV_EXPIRED:  # (a rejected NEW was never tracked)
             self._forget(o.ev.order_id)
+
+    cdef void _note_placed(self, const Outcome* o) except *:
+        cdef Session owner = self.by_number.get(o.origin.session)
+        if owner is not None:
+            owner.live.add(o.ev.order_id)
+            self.placed_by[o.ev.order_id] = owner
+        elif o.origin.session in self.gone_cod:  # in flight when its session ended
+            self.late_cancels.append((o.origin.session, o.ev.order_id))
 
     cdef void _note_replace(self, const Outcome* o) except *:
         cdef uint64_t order_id = o.ev.order_id

@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any
 
 from core_cython.broadcast import BroadcastReader
+from core_cython.records import FIRST_CUSTOMER_ACCOUNT
 from core_cython.ring import Ring
 from sbe_gateway.core import (
     INPUT_CLOSE,
@@ -51,6 +52,8 @@ from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
 
 LOGON_SIGNED_BYTES = 8 + 29  # the Logon from its SBE header up to the signature
+MAX_ACCOUNT = (1 << 24) - 1  # sbe_gateway/core.pyx: order ids are (account << 40) | clOrdId
+KEY_CHECK_NS = 1_000_000_000  # how often open sessions' keys are re-read (a disabled key ends its session)
 HEARTBEAT_MS = (100, 60_000)
 IN_BUFFER = 65536
 TIMER_S = 0.1  # how often timers (heartbeats, idle and logon timeouts) are checked
@@ -95,6 +98,8 @@ class GatewayServer:
         self.pending_cancels: list[Session] = []  # cancel-on-disconnect waiting for ring space
         self.next_number = 1
         self.closed_sessions = 0
+        self.last_key_check = time.time_ns()
+        self.is_shut_down = False
 
     # ---------------------------------------------------------------- loop
 
@@ -225,6 +230,14 @@ class GatewayServer:
             s.state = SESSION_CLOSING
             return
         key = result.key
+        accounts = {key.account, *key.grants}
+        if not all(FIRST_CUSTOMER_ACCOUNT <= a <= MAX_ACCOUNT for a in accounts):
+            # order ids are (account << 40) | clOrdId: an account past 2^24 would alias another's
+            self.log(f"logon of key {key_id}: an account outside {FIRST_CUSTOMER_ACCOUNT}..{MAX_ACCOUNT}")
+            self._send_logon_reject(s, "UNAVAILABLE", now)
+            s.close_reason = "logon refused: account outside the gateway's range"
+            s.state = SESSION_CLOSING
+            return
         s.key_id = key_id
         s.account = key.account
         s.permitted = frozenset({key.account, *key.grants})
@@ -253,6 +266,10 @@ class GatewayServer:
 
     def _flush(self, conn: Connection) -> None:
         s = conn.session
+        if len(s.out) > self.settings.max_pending_out:  # also while waiting for the socket to drain
+            s.close_reason = f"client not reading ({len(s.out)} bytes of reports queued)"
+            s.state = SESSION_CLOSING
+            return
         if not s.out or conn.want_write:
             return
         try:
@@ -266,10 +283,6 @@ class GatewayServer:
             del s.out[:sent]
             s.last_tx_ns = time.time_ns()
         if s.out:
-            if len(s.out) > self.settings.max_pending_out:
-                s.close_reason = f"client not reading ({len(s.out)} bytes of reports queued)"
-                s.state = SESSION_CLOSING
-                return
             conn.want_write = True
             self.epoll.modify(conn.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
 
@@ -280,12 +293,15 @@ class GatewayServer:
             if conn.session.state == SESSION_CLOSING:  # e.g. a client that stopped reading
                 self._close(conn, conn.session.close_reason or "closing", time.time_ns())
         if self.pending_cancels:
-            self.pending_cancels = [s for s in self.pending_cancels
-                                    if self.core.cancel_all(s) < len(s.permitted)]
+            self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
+        self.core.retry_late_cancels()
 
     def _timers(self, now: int) -> None:
         if self.reader.stale():  # the engine stopped or was replaced: this gateway's rings are gone
             raise EngineGone("the engine's outcome ring is stale (engine stopped or restarted)")
+        if now - self.last_key_check >= KEY_CHECK_NS:
+            self.last_key_check = now
+            self._end_disabled_keys(now)
         for conn in list(self.connections.values()):
             s = conn.session
             if s.state == SESSION_AWAIT_LOGON:
@@ -304,6 +320,18 @@ class GatewayServer:
                 self.core.send_heartbeat(s, now)
                 self._flush(conn)
 
+    def _end_disabled_keys(self, now: int) -> None:
+        """A key disabled (or removed) while its session is open: the session ends."""
+        for key_id, conn in list(self.by_key.items()):
+            try:
+                record = self.keys.get(key_id)
+            except Exception:  # the store is unreadable: keep sessions, logons will say UNAVAILABLE
+                return
+            if record is None or not record.enabled:
+                self.core.send_logout(conn.session, codecs.LogoutReason.SHUTDOWN, now)
+                self._flush(conn)
+                self._close(conn, "key disabled", now)
+
     def _close(self, conn: Connection, reason: str, now: int) -> None:
         s = conn.session
         fd = s.fd
@@ -313,9 +341,8 @@ class GatewayServer:
         if self.by_key.get(s.key_id) is conn:
             del self.by_key[s.key_id]
         self.core.detach(s)
-        if was_established and s.cancel_on_disconnect and s.permitted:
-            if self.core.cancel_all(s) < len(s.permitted):
-                self.pending_cancels.append(s)
+        if was_established and s.cancel_on_disconnect and self.core.cancel_session_orders(s):
+            self.pending_cancels.append(s)  # the ring was full: the rest is retried every loop
         try:
             self.epoll.unregister(fd)
         except OSError:
@@ -336,14 +363,23 @@ class GatewayServer:
         self.reader.rejoin()
 
     def shutdown(self) -> None:
+        if self.is_shut_down:
+            return
+        self.is_shut_down = True
         now = time.time_ns()
         for conn in list(self.connections.values()):
             if conn.session.state == SESSION_ESTABLISHED:
                 self.core.send_logout(conn.session, codecs.LogoutReason.SHUTDOWN, now)
                 self._flush(conn)
             self._close(conn, "gateway shutting down", now)
-        for s in self.pending_cancels:
-            self.core.cancel_all(s)
+        deadline = time.monotonic() + 2.0  # the engine is still running: give it time to make room
+        while self.pending_cancels and time.monotonic() < deadline:
+            self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
+            if self.pending_cancels:
+                time.sleep(0.01)
+        if self.pending_cancels:
+            self.log(f"shutdown: cancel-on-disconnect of {len(self.pending_cancels)} sessions could not be "
+                     "sent (command ring full)")
         self.listener.close()
         self.epoll.close()
         self.keys.close()
@@ -376,9 +412,15 @@ def gateway_main(config: VenueConfig, gateway_id: int, ready: Any, port: int | N
         raise SystemExit(1) from None
     ready.send(("ready", {"pid": os.getpid(), "port": server.port, "host": config.sbe.host}))
     try:
-        server.serve(stop)
+        server.serve(stop)  # shuts down (Logouts, cancel-on-disconnect) when stop is set
     except EngineGone as exc:
         log(f"{exc}; exiting")
         server.shutdown()
         raise SystemExit(3) from None
+    except BaseException:
+        # A bug must not skip the sessions' cancel-on-disconnect: shut down in order, then fail.
+        try:
+            server.shutdown()
+        finally:
+            raise
 

@@ -60,6 +60,12 @@ def test_bad_arguments(tmp_path: Path) -> None:
                 store.create_key(bad)  # type: ignore[arg-type]
         with pytest.raises(KeyStoreError, match="granted account"):
             store.create_key(17, grants=[-5])
+        # 0 means "every account" to a mass cancel, 1..15 are the venue's own; order ids hold 24 bits
+        for bad in (0, 3, 15, 1 << 24):
+            with pytest.raises(KeyStoreError, match="must be a customer account"):
+                store.create_key(bad)
+            with pytest.raises(KeyStoreError, match="must be a customer account"):
+                store.create_key(17, grants=[bad])
         with pytest.raises(KeyStoreError, match="label"):
             store.create_key(17, label="x" * 201)
         assert store.list() == []

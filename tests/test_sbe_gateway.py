@@ -147,17 +147,24 @@ def test_a_resent_client_order_id_never_makes_a_second_order(venue: RunningVenue
     client.mass_cancel(cl_ord_id=next_id())
 
 
-def test_cancel_on_disconnect_cancels_the_accounts_orders(venue: RunningVenue) -> None:
+def test_cancel_on_disconnect_cancels_the_sessions_orders_only(venue: RunningVenue) -> None:
     watcher = venue.connect()
     watcher.logon(*venue.new_key("demo-2"))  # a second key of the same account sees its reports
+    kept = next_id()
+    watcher.new_order(cl_ord_id=kept, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 80_000)
+    report(watcher, kept, NEW)
     dropper = venue.connect()
     dropper.logon(*venue.keys["demo-2"], cancel_on_disconnect=True)
-    cl = next_id()
-    dropper.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=2, price=MID + 80_000)
-    report(dropper, cl, NEW)
-    dropper.sock.close()  # no Logout: the connection just drops
-    cancelled = report(watcher, cl, codecs.ExecType.CANCELLED)
-    assert cancelled["reason"] == codecs.RejectReason.MASS_CANCEL
+    ids = [next_id() for _ in range(3)]
+    for cl in ids:
+        dropper.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=2, price=MID + 80_000)
+    report(dropper, ids[0], NEW)
+    dropper.sock.close()  # no Logout, maybe with orders still in flight: the connection just drops
+    for cl in ids:
+        assert report(watcher, cl, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
+    # The other session's order of the same account was not touched.
+    watcher.cancel(cl_ord_id=next_id(), orig_cl_ord_id=kept)
+    assert report(watcher, kept, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
 
 
 def test_sequence_errors_throttling_and_one_session_per_key(tmp_path: Path) -> None:
@@ -336,3 +343,36 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         cancelled = report(again, cl, codecs.ExecType.CANCELLED)
         assert cancelled["order_id"] == (venue.accounts["demo-1"] << 40) | cl
         assert any("restarted" in line for line in venue.log)
+
+
+def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -> None:
+    from sbe_gateway.server import gateway_main
+
+    # A batch's outcomes must fit the ring, or every reader would be lapped at once.
+    with running_venue(tmp_path, ["engine.outcome_ring_slots=256", "engine.max_batch=16",
+                                  "sbe.throttle_per_s=0"]) as venue:
+        slow = venue.client("demo-1")
+        second = venue.supervisor.start_gateway(2, gateway_main, port=0)
+        busy = SbeClient.connect("127.0.0.1", second["port"])
+        venue.clients.append(busy)
+        busy.logon(*venue.keys["demo-2"])
+        gateway = venue.supervisor.gateways[0].process.pid
+        os.kill(gateway, signal.SIGSTOP)  # gateway 1 stops reading outcomes
+        try:
+            for _ in range(10):  # 600 outcomes at least: over twice the ring
+                ids = [next_id() for _ in range(60)]
+                for cl in ids:
+                    busy.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1,
+                                   price=MID - 100_000)
+                for cl in ids:
+                    report(busy, cl, NEW)  # the engine and gateway 2 never waited for gateway 1
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+        logout, _ = slow.wait_for(lambda m: m["template"] == "Logout")
+        assert logout["reason"] == codecs.LogoutReason.SHUTDOWN
+        # Gateway 1 carries on from the newest outcome: a new session there trades normally.
+        again = venue.client("demo-3")
+        cl = next_id()
+        again.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+        assert report(again, cl, NEW)["account_id"] == venue.accounts["demo-3"]
+        assert venue.supervisor.gateways[0].restarts == 0

@@ -53,7 +53,8 @@ class ServiceStats:
     batches: int = 0
     commands: int = 0
     events: int = 0
-    refused_admin_ops: int = 0
+    outcomes: int = 0
+    refused_ops: int = 0
 
 
 class EngineService:
@@ -67,6 +68,7 @@ class EngineService:
         self.wait = settings.wait_strategy
         self.dir = run_dir(config)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # the rings carry every account's orders: the venue's user only
         # The command ring survives an engine restart (gateways stay attached and their pending
         # requests are taken); the outcome ring is re-created (new epoch): readers re-attach.
         commands = self.dir / COMMANDS_RING
@@ -100,20 +102,39 @@ class EngineService:
                 journal.flush()  # an idle async venue is fully on disk within IDLE_WAIT_NS
             return 0
         cmds = self._cmds[:n]
-        self.stats.refused_admin_ops += split_requests(self._raw, n, self._cmds.view(np.uint8),
+        self.stats.refused_ops += split_requests(self._raw, n, self._cmds.view(np.uint8),
                                                        self._origins)
         events = self.engine.submit(cmds, time.time_ns())  # committed when it returns
         m = len(events)
         if m * OUTCOME_SIZE > len(self._out):
             self._out = bytearray(2 * m * OUTCOME_SIZE)
-        join_outcomes(events.view(np.uint8).reshape(-1), m, self._origins, n, int(cmds[0]["seq"]),
-                      self._out)
-        self.outcomes.publish_many(memoryview(self._out)[: m * OUTCOME_SIZE])
+        published = join_outcomes(events.view(np.uint8).reshape(-1), m, self._origins, n,
+                                  int(cmds[0]["seq"]), self._out)
+        if published:
+            self.outcomes.publish_many(memoryview(self._out)[: published * OUTCOME_SIZE])
         stats = self.stats
         stats.batches += 1
         stats.commands += n
         stats.events += m
+        stats.outcomes += published
         return n
+
+    def drain(self) -> int:
+        """Apply whatever is still in the command ring (at a clean stop, after the gateways stopped:
+        their last requests include their sessions' cancel-on-disconnect). Returns commands done."""
+        done = 0
+        while (n := self.step(timeout_ns=0)) > 0:
+            done += n
+        return done
+
+    def discard_leftovers(self) -> int:
+        """At a fresh start: requests left in the ring by a previous run that crashed belong to
+        sessions that no longer exist; executing them now, maybe hours later, would surprise
+        everyone. Returns how many were dropped (the caller logs it)."""
+        dropped = 0
+        while (n := self.commands.take(self._raw, timeout_ns=0, wait="spin")) > 0:
+            dropped += n
+        return dropped
 
     def serve(self, stop: Any) -> None:
         """Run until `stop` is truthy (checked between batches)."""
@@ -154,6 +175,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
         with lock, open_venue(config) as venue:
             created, demo_accounts = prepare_demo_accounts(venue, config)
             service = EngineService(venue.engine, config)
+            leftovers = service.discard_leftovers()
             try:
                 ready.send(("ready", {
                     "pid": os.getpid(), "run_dir": str(service.dir), "recovered_at": venue.recovered_at,
@@ -163,8 +185,10 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
                     "symbol_ids": {i.symbol: symbol for symbol, i in venue.edge.instruments},
                     # client order ids of the demo: above any earlier run's (each used one command)
                     "next_order": venue.engine.last_cmd_seq + 1,
+                    "discarded_requests": leftovers,
                 }))
                 service.serve(stop)
+                service.drain()
             finally:
                 service.close()
                 venue.engine.flush()

@@ -42,6 +42,8 @@ import lmdb
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core_cython.records import FIRST_CUSTOMER_ACCOUNT
+
 MASTER_KEY_ENV = "VENUE_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
 SECRET_BYTES = 32
@@ -61,6 +63,8 @@ _AAD_PREFIX = b"venue.keys.secret.v1"
 _open_paths: set[str] = set()  # directories open in this process (LMDB: never twice per process)
 _open_lock = threading.Lock()
 
+
+MAX_KEY_ACCOUNT = (1 << 24) - 1  # sbe_gateway: order ids are (account << 40) | clOrdId
 
 class KeyStoreError(Exception):
     """A key store problem, as one line (never containing a secret)."""
@@ -100,6 +104,16 @@ def _check_uint64(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= UINT64_MAX:
         raise KeyStoreError(f"{what} must be an integer in 0..2^64-1, not {value!r}")
     return value
+
+
+def _check_account(value: object, what: str) -> int:
+    """A customer account the gateways can serve: ids below 16 are the venue's own (and 0 means
+    "every account" to a mass cancel); order ids hold the account in 24 bits."""
+    account = _check_uint64(value, what)
+    if not FIRST_CUSTOMER_ACCOUNT <= account <= MAX_KEY_ACCOUNT:
+        raise KeyStoreError(f"{what} must be a customer account, "
+                            f"{FIRST_CUSTOMER_ACCOUNT}..{MAX_KEY_ACCOUNT}, not {account}")
+    return account
 
 
 def _aad(key_id: int, account: int, grants: frozenset[int]) -> bytes:
@@ -249,8 +263,8 @@ class KeyStore:
                    ) -> tuple[KeyRecord, bytes]:
         """A new enabled key for `account` (and the `grants` accounts); returns it with its raw secret,
         which the caller shows once: the store keeps it encrypted only."""
-        account = _check_uint64(account, "account")
-        granted = frozenset(_check_uint64(g, "a granted account") for g in grants) - {account}
+        account = _check_account(account, "account")
+        granted = frozenset(_check_account(g, "a granted account") for g in grants) - {account}
         if not isinstance(label, str) or len(label) > MAX_LABEL:
             raise KeyStoreError(f"a key label is a string of at most {MAX_LABEL} characters")
         secret = secrets.token_bytes(SECRET_BYTES)

@@ -170,6 +170,9 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 funding = funding or "nothing"
                 log(f"created {', '.join(ready['demo_accounts_created'])}, each funded with {funding}")
             log(f"engine running (pid {ready['pid']}), rings in {ready['run_dir']}")
+            if ready["discarded_requests"]:
+                log(f"discarded {ready['discarded_requests']:,} requests left in the command ring by a "
+                    "previous run that did not stop cleanly (their sessions are gone)")
             gateway = supervisor.start_gateway(1, gateway_main, port=config.sbe.port)
             log(f"sbe gateway listening on {gateway['host']}:{gateway['port']} (pid {gateway['pid']})")
             stats = None
@@ -185,8 +188,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                         raise VenueError(message)
 
                 stats = client.run(stop, tick, duration=demo.duration, max_requests=demo.orders,
-                                   rate=demo.rate,
-                                   summary_every=demo.summary_every)
+                                   rate=demo.rate, summary_every=demo.summary_every)
                 print("total " + stats.summary(), file=out)
             while not stop:
                 if demo.duration and stats is None and time.monotonic() - supervisor.started >= demo.duration:
@@ -201,12 +203,14 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             if supervisor.engine is None or supervisor.engine.process is None:
                 raise
             failure = str(exc)
-        final = supervisor.stop()
+        except (ConnectionError, TimeoutError) as exc:  # the demo lost its gateway
+            failure = f"demo flow: {exc}"
+        finally:
+            final = supervisor.stop()  # whatever happened: gateways, then the engine (journal flushed)
     if failure:
         print(f"venue run: error: {failure}", file=sys.stderr)
         return 1
     if final:
         print(f"venue run: stopped ({stop.reason}); journal flushed at cmd seq {final['cmd_seq']:,}, "
-              f"event seq "
-              f"{final['event_seq']:,}; state hash {final['state_hash']}", file=out, flush=True)
+              f"event seq {final['event_seq']:,}; state hash {final['state_hash']}", file=out, flush=True)
     return 0

@@ -22,6 +22,8 @@ from venue.bootstrap import VenueError
 from venue.config import VenueConfig
 
 START_TIMEOUT_S = 600.0  # recovery of a large journal takes a while; the engine reports when ready
+GATEWAY_START_TIMEOUT_S = 30.0
+STABLE_S = 60.0  # a gateway that stayed up this long starts its restart backoff afresh
 STOP_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)  # a gateway crashing in a loop is restarted less often
 
@@ -35,7 +37,9 @@ class Child:
     conn: Any = None
     info: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0
+    failures: int = 0  # restarts since it was last up for STABLE_S
     next_restart: float = 0.0
+    started: float = 0.0
 
 
 class Supervisor:
@@ -95,18 +99,25 @@ class Supervisor:
         child.process.start()
         child_end.close()
         child.conn = parent_end
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if parent_end.poll(0.05):
-                kind, info = parent_end.recv()
+                try:
+                    kind, info = parent_end.recv()
+                except (EOFError, OSError):  # it died before saying anything
+                    break
                 if kind == "ready":
                     child.info = info
+                    child.started = time.monotonic()
                     return info
                 child.process.join(STOP_TIMEOUT_S)
                 raise VenueError(f"{child.name} failed to start: {info}")
             if not child.process.is_alive():
                 break
-        raise VenueError(f"{child.name} exited during startup (exit code {child.process.exitcode})")
+        if child.process.is_alive():  # hung in startup: do not leave it behind
+            child.process.kill()
+        child.process.join(STOP_TIMEOUT_S)
+        raise VenueError(f"{child.name} did not start (exit code {child.process.exitcode})")
 
     # ---------------------------------------------------------------- watching
 
@@ -122,7 +133,10 @@ class Supervisor:
             if child.process.is_alive():
                 continue
             if child.next_restart == 0.0:
-                delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+                if now - child.started >= STABLE_S:
+                    child.failures = 0  # it had been fine for a while: restart at once
+                delay = RESTART_BACKOFF_S[min(child.failures, len(RESTART_BACKOFF_S) - 1)]
+                child.failures += 1
                 child.next_restart = now + delay
                 self.log(f"{child.name} exited (exit code {child.process.exitcode}); "
                          f"restarting in {delay:g} s")

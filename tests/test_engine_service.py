@@ -1,0 +1,111 @@
+"""The engine process's glue (venue/engine_service.py, core_cython/envelope.pyx), in process: requests
+from the command ring are journaled and applied, and their outcomes published, without postings,
+each tagged with its request's origin; only order entry passes; leftovers of a crashed run are
+discarded at start and whatever is queued at a clean stop is applied."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("core_cython.engine")
+
+from core_cython.broadcast import BroadcastReader  # noqa: E402
+from core_cython.envelope import join_outcomes, split_requests  # noqa: E402
+from core_cython.records import (  # noqa: E402
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    OUTCOME_DTYPE,
+    OUTCOME_LAST_OF_COMMAND,
+    REQUEST_DTYPE,
+    EventType,
+    Op,
+    Reason,
+    Side,
+)
+from core_cython.ring import Ring  # noqa: E402
+from tests.venue_harness import venue_config  # noqa: E402
+from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, EngineService, run_dir  # noqa: E402
+from venue.run import open_venue, prepare_demo_accounts  # noqa: E402
+
+ORIGIN = np.dtype([("request_id", "<u8"), ("session", "<u4"), ("gateway", "<u2"), ("flags", "<u2")])
+
+
+def requests(ops: list[int], account: int, gateway: int = 1) -> np.ndarray:
+    reqs = np.zeros(len(ops), REQUEST_DTYPE)
+    for i, op in enumerate(ops):
+        cmd = reqs[i]["cmd"]
+        cmd["op"], cmd["account"], cmd["symbol"], cmd["side"] = op, account, 1, Side.BUY
+        cmd["order_id"], cmd["price"], cmd["qty"], cmd["ord_type"], cmd["tif"] = (account << 40) | (i + 1), \
+            5_900_000, 1, 1, 1
+        reqs[i]["request_id"], reqs[i]["session"], reqs[i]["gateway"] = 100 + i, 7, gateway
+    return reqs
+
+
+def test_only_order_entry_passes_whatever_the_origin_claims() -> None:
+    ops = [Op.NEW, Op.ADD_INSTRUMENT, Op.DEPOSIT, Op.TRANSFER, Op.CANCEL, Op.MASS_CANCEL, Op.REPLACE, 200]
+    for gateway in (0, 1):  # 0 would be the admin path: a gateway can write it, so it grants nothing
+        raw = requests(ops, 16, gateway)
+        cmds = np.zeros(len(ops), COMMAND_DTYPE)
+        origins = np.zeros(len(ops), ORIGIN)
+        assert split_requests(raw.view(np.uint8), len(ops), cmds.view(np.uint8), origins.view(np.uint8)) == 4
+        assert cmds["op"].tolist() == [Op.NEW, 0, 0, 0, Op.CANCEL, Op.MASS_CANCEL, Op.REPLACE, 0]
+        assert origins["request_id"].tolist() == [100 + i for i in range(len(ops))]
+
+
+def test_outcomes_skip_postings_and_mark_each_commands_last() -> None:
+    events = np.zeros(6, EVENT_DTYPE)
+    events["cmd_seq"] = [5, 5, 5, 6, 7, 7]
+    events["type"] = [EventType.ACCEPTED, EventType.POSTING, EventType.TRADE, EventType.POSTING,
+                      EventType.REJECTED, EventType.POSTING]
+    events["seq"] = np.arange(1, 7)
+    origins = np.zeros(3, ORIGIN)
+    origins["request_id"] = [11, 12, 13]
+    out = np.zeros(6, OUTCOME_DTYPE)
+    n = join_outcomes(events.view(np.uint8), 6, origins.view(np.uint8), 3, 5, out.view(np.uint8))
+    assert n == 3
+    assert out["ev"]["seq"][:n].tolist() == [1, 3, 5]
+    assert out["request_id"][:n].tolist() == [11, 11, 13]
+    assert out["flags"][:n].tolist() == [0, OUTCOME_LAST_OF_COMMAND, OUTCOME_LAST_OF_COMMAND]
+    with pytest.raises(ValueError, match="outside the batch"):
+        join_outcomes(events.view(np.uint8), 6, origins.view(np.uint8), 2, 5, out.view(np.uint8))
+
+
+def test_service_journals_then_publishes_and_handles_leftovers(tmp_path: Path) -> None:
+    config = venue_config(tmp_path)
+    try:
+        with open_venue(config) as venue:
+            _, accounts = prepare_demo_accounts(venue, config)
+            account = accounts["demo-1"]
+            service = EngineService(venue.engine, config)
+            ring = Ring.attach(str(run_dir(config) / COMMANDS_RING))
+            reader = BroadcastReader.attach(str(run_dir(config) / OUTCOMES_RING))
+            before = venue.engine.last_cmd_seq
+            assert ring.publish_many(requests([Op.NEW, Op.DEPOSIT], account).tobytes()) == 2
+            assert service.step() == 2
+            assert venue.engine.last_cmd_seq == before + 2  # journaled (the step returned after commit)
+            out = np.zeros(16, OUTCOME_DTYPE)
+            n = reader.take(out)
+            got = out[:n]
+            assert got["ev"]["type"].tolist() == [EventType.ACCEPTED, EventType.REJECTED]  # no postings
+            assert got["ev"]["reason"][1] == Reason.UNKNOWN_OP and got["request_id"].tolist() == [100, 101]
+            assert set(got["session"].tolist()) == {7} and set(got["gateway"].tolist()) == {1}
+
+            # A clean stop applies what is still queued (e.g. cancel-on-disconnect of the last sessions).
+            ring.publish_many(requests([Op.MASS_CANCEL], account).tobytes())
+            assert service.drain() == 1 and venue.engine.last_cmd_seq == before + 3
+            # Requests left by a run that crashed are dropped at the next start, not executed.
+            ring.publish_many(requests([Op.NEW, Op.NEW], account).tobytes())
+            reader.close()
+            service.close()
+            ring.close()
+            again = EngineService(venue.engine, config)
+            assert again.discard_leftovers() == 2 and again.step(timeout_ns=0) == 0
+            assert venue.engine.last_cmd_seq == before + 3
+            assert (run_dir(config).stat().st_mode & 0o777) == 0o700
+            again.close()
+    finally:
+        shutil.rmtree(run_dir(config), ignore_errors=True)
