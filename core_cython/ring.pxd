@@ -18,10 +18,12 @@ cdef class Ring:
     cdef uint64_t cursor
     cdef int64_t stalled_since
     cdef readonly uint64_t skipped
+    cdef int pid  # this process: written into the slots it reserves
 
     cdef void _open(self, str path) except *
     cdef uint64_t* _stamp(self, uint64_t seq) noexcept nogil
     cdef int _claim(self, uint64_t n, uint64_t* first) noexcept nogil
+    cdef int _reserve(self, uint64_t seq) noexcept nogil
     cdef int _fill(self, uint64_t seq, const unsigned char* payload) noexcept nogil
     cdef void _wake_consumer(self) noexcept nogil
     cdef int publish_ptr(self, const unsigned char* payload) noexcept nogil

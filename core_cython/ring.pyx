@@ -9,15 +9,23 @@ Layout of the shared file (little-endian, every hot word on its own cache line):
     64   claim     u64  next sequence a producer may claim (producers CAS it)
     128  consumed  u64  every sequence below it has been read (the consumer stores it)
     192  wake      u32  futex word producers bump to wake a sleeping consumer; then `sleeping` u32
-    256  slots: capacity x stride, stride = 8-byte stamp + payload, rounded up to 64 bytes
+    256  slots: capacity x stride, stride = 8-byte stamp + 8-byte writer pid + payload, rounded up
+         to 64 bytes
 
 A producer claims sequence s with a CAS on `claim` (refused while s - consumed >= capacity: the
-ring is full, backpressure), copies its payload into slot s % capacity, then publishes by a
-release-CAS of the slot's stamp to 2s+1. The consumer reads slot s once its stamp (acquire) is
-2s+1. A producer that dies between claim and publish would stall the consumer forever, so once
-the slot has stayed unpublished past a deadline, the consumer CASes its stamp to 2s+2 (skipped)
-and goes on; a producer that was only slow then fails its publish CAS and learns its message was
-not delivered (it answers its client with a reject: nothing is dropped silently).
+ring is full, backpressure). It then reserves slot s % capacity: it writes its pid into the slot
+and CASes the stamp from the value it read to WRITING(s); it copies its payload and publishes by a
+release-CAS of the stamp from WRITING(s) to 2s+1. The consumer reads slot s once its stamp
+(acquire) is 2s+1.
+
+A producer that dies would stall the consumer forever, so once slot s has stayed unpublished past a
+deadline the consumer CASes its stamp to 2s+2 (skipped) and goes on, but only if no live process
+is writing it: a slot still at its old stamp (claimed, not reserved) is skipped, and so is one at
+WRITING(s) whose writer's pid is dead; one being written by a live process is waited for. That
+order matters: were a live writer skipped mid-copy, its late memcpy could land on the slot's next
+use. A skipped producer that was only slow fails its reserve or publish CAS and learns its message
+was not delivered (it answers its client with a reject: nothing is dropped silently). Stamps only
+grow, lap after lap, so no CAS can succeed on a value from an earlier lap.
 """
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -50,6 +58,10 @@ cdef extern from *:
     }
     static inline void ring_futex_wake(uint32_t* p) { syscall(SYS_futex, p, FUTEX_WAKE, 1, NULL, NULL, 0); }
     static inline void ring_yield(void) { sched_yield(); }
+    #include <signal.h>
+    #include <errno.h>
+    /* A pid that no longer names a process (a zombie still does: its parent has not reaped it). */
+    static inline int writer_alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
     static inline void ring_pause(void) {
     #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
@@ -67,13 +79,15 @@ cdef extern from *:
     void ring_futex_wait(uint32_t* p, uint32_t seen, long timeout_ns) nogil
     void ring_futex_wake(uint32_t* p) nogil
     void ring_yield() nogil
+    bint writer_alive(int pid) nogil
     void ring_pause() nogil
 
 MAGIC = 0x474E495255454E56   # "VENURING"
-VERSION = 1
+VERSION = 2   # 2: slots carry their writer's pid (a live writer is never skipped)
 
 cdef enum:
     HEADER = 256
+    SLOT_HEAD = 16   # stamp + writer pid, before the payload
     OFF_CLAIM = 64
     OFF_CONSUMED = 128
     OFF_WAKE = 192
@@ -101,7 +115,12 @@ def ring_bytes(uint64_t capacity, uint32_t slot_size) -> int:
 
 
 cdef inline uint64_t _stride(uint32_t slot_size) noexcept nogil:
-    return (8 + slot_size + 63) // 64 * 64
+    return (SLOT_HEAD + slot_size + 63) // 64 * 64
+
+
+cdef inline uint64_t _writing(uint64_t seq) noexcept nogil:
+    """The stamp of slot seq while a producer copies into it (top bit: never a 2s+1 / 2s+2 value)."""
+    return (2 * seq + 1) | (<uint64_t>1 << 63)
 
 
 cdef class Ring:
@@ -146,6 +165,7 @@ cdef class Ring:
         self.wake = <uint32_t*>(self.base + OFF_WAKE)
         self.sleeping = <uint32_t*>(self.base + OFF_SLEEPING)
         self.cursor = ring_load(self.consumed)   # a restarted consumer resumes where it stopped
+        self.pid = os.getpid()
         self.stalled_since = 0
         self.skipped = 0
 
@@ -171,14 +191,24 @@ cdef class Ring:
                 return P_OK
             ring_pause()
 
-    cdef int _fill(self, uint64_t seq, const unsigned char* payload) noexcept nogil:
-        """Copy a claimed slot's payload and publish it; DROPPED if the consumer skipped it."""
+    cdef int _reserve(self, uint64_t seq) noexcept nogil:
+        """Mark a claimed slot as being written by this process; DROPPED if it was skipped."""
         cdef uint64_t* stamp = self._stamp(seq)
         cdef uint64_t old = ring_load(stamp)
         if old == 2 * seq + 2:
             return P_DROPPED
-        memcpy(<unsigned char*>stamp + 8, payload, self.slot_size)
-        if not ring_cas(stamp, old, 2 * seq + 1):
+        ring_store(stamp + 1, <uint64_t>self.pid)   # before the CAS: whoever sees WRITING sees the pid
+        if not ring_cas(stamp, old, _writing(seq)):
+            return P_DROPPED
+        return P_OK
+
+    cdef int _fill(self, uint64_t seq, const unsigned char* payload) noexcept nogil:
+        """Reserve a claimed slot, copy the payload and publish it; DROPPED if the consumer skipped it."""
+        cdef uint64_t* stamp = self._stamp(seq)
+        if self._reserve(seq) != P_OK:
+            return P_DROPPED
+        memcpy(<unsigned char*>stamp + SLOT_HEAD, payload, self.slot_size)
+        if not ring_cas(stamp, _writing(seq), 2 * seq + 1):
             return P_DROPPED
         return P_OK
 
@@ -231,6 +261,14 @@ cdef class Ring:
             return -1
         return seq
 
+    def reserve_without_writing(self) -> int:
+        """Test hook: what a producer paused (or killed) in the middle of its copy leaves behind."""
+        cdef uint64_t seq
+        if self._claim(1, &seq) != P_OK:
+            return -1
+        self._reserve(seq)
+        return seq
+
     def fill_claimed(self, uint64_t seq, payload) -> int:
         """Test hook: finish a claim made by claim_without_publishing (a slow producer)."""
         cdef const unsigned char[::1] data = memoryview(payload).cast("B")
@@ -249,7 +287,7 @@ cdef class Ring:
             stamp = self._stamp(s)
             st = ring_load(stamp)
             if st == 2 * s + 1:
-                memcpy(out + n * self.slot_size, <unsigned char*>stamp + 8, self.slot_size)
+                memcpy(out + n * self.slot_size, <unsigned char*>stamp + SLOT_HEAD, self.slot_size)
                 n += 1
                 s += 1
                 self.stalled_since = 0
@@ -263,6 +301,8 @@ cdef class Ring:
                     break
                 if t - self.stalled_since < stall_ns:
                     break
+                if st == _writing(s) and writer_alive(<int>ring_load(stamp + 1)):
+                    break   # a live process is copying: skipping it could let its copy hit the next lap
                 if ring_cas(stamp, st, 2 * s + 2):
                     self.skipped += 1
                     self.stalled_since = 0

@@ -122,6 +122,36 @@ def test_a_producer_killed_mid_claim_does_not_stall_the_consumer(ring_path: str)
     assert ring.skipped == 1 and ring.consumed_seq == 8
 
 
+def test_a_live_writer_is_waited_for_and_a_dead_one_skipped(ring_path: str) -> None:
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+    # A producer paused in the middle of its copy (this process: alive) is never skipped, however
+    # long it takes: its late copy must not land on the slot's next use.
+    seq = ring.reserve_without_writing()
+    for _ in range(3):
+        assert take_all(ring, 8, stall_ns=1_000_000).size == 0
+        time.sleep(0.003)
+    assert ring.skipped == 0 and ring.consumed_seq == seq
+    ring.close()
+    # The same in a process killed mid-copy: its slot is skipped after the deadline.
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+    victim = child("import time; from core_cython.ring import Ring;"
+                   f"r = Ring.attach({ring_path!r}); assert r.reserve_without_writing() == 0;"
+                   "print('reserved', flush=True); time.sleep(60)")
+    while ring.claimed < 1:
+        time.sleep(0.01)
+    assert take_all(ring, 8, stall_ns=1_000_000).size == 0
+    time.sleep(0.005)
+    assert take_all(ring, 8, stall_ns=1_000_000).size == 0 and ring.skipped == 0  # alive: waited for
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert ring.publish(records(range(5, 6))) == OK
+    got = take_all(ring, 8, stall_ns=1_000_000)  # its deadline has long passed: skipped now
+    if got.size == 0:
+        time.sleep(0.005)
+        got = take_all(ring, 8, stall_ns=1_000_000)
+    assert list(got["order_id"]) == [5] and ring.skipped == 1
+
+
 def test_a_slow_producer_learns_its_slot_was_skipped(ring_path: str) -> None:
     ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
     seq = ring.claim_without_publishing()
