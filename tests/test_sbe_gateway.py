@@ -376,3 +376,15 @@ def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -
         again.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
         assert report(again, cl, NEW)["account_id"] == venue.accounts["demo-3"]
         assert venue.supervisor.gateways[0].restarts == 0
+
+
+def test_a_dead_engine_stops_the_venue_with_a_clear_message(tmp_path: Path) -> None:
+    with running_venue(tmp_path) as venue:
+        client = venue.client("demo-1")
+        os.kill(venue.supervisor.engine.process.pid, signal.SIGKILL)
+        venue.supervisor.engine.process.join(10)
+        message = venue.supervisor.check()
+        assert message is not None and "engine process exited unexpectedly (exit code -9)" in message
+        # The gateway notices its engine is gone and ends its sessions instead of taking orders.
+        with pytest.raises((ConnectionError, TimeoutError)):
+            client.wait_for(lambda m: False, timeout=5)
