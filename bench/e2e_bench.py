@@ -34,6 +34,7 @@ class E2EResult:
     loadgen: dict[str, Any]
     engine: dict[str, Any]  # the engine's final report: commands, batches, seqs
     gateway_restarts: int
+    overrides: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +82,8 @@ def run_e2e(label: str, *, durability: str = "async", sessions: int = 4, rate: f
         final = supervisor.stop()
         shutil.rmtree(run_dir(config), ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
-    return E2EResult(label, durability, sessions, rate, duration, seed, result.as_dict(), final, restarts)
+    return E2EResult(label, durability, sessions, rate, duration, seed, result.as_dict(), final, restarts,
+                     list(extra))
 
 
 def machine_note() -> str:

@@ -50,9 +50,11 @@ SECTIONS = ("engine", "journal", "recovery", "ring", "e2e")
 # (producers, consumer wait strategy, planned messages/s in all; 0 = flat out)
 RING_RUNS = ((1, "spin", 0), (4, "block", 0), (1, "block", 100_000))
 RING_MESSAGES = 4_000_000
-# (label, journal durability, orders/s offered over 4 sessions, seconds)
-E2E_RUNS = (("latency", "async", 10_000, 10.0), ("latency, fsync", "sync", 10_000, 10.0),
-            ("throughput", "async", 150_000, 5.0))
+# (label, journal durability, orders/s offered over 4 sessions, seconds, config overrides)
+E2E_RUNS = (("latency", "async", 10_000, 10.0, ()),
+            ("latency, SCHED_FIFO", "async", 10_000, 10.0, ("engine.rt_priority=10", "sbe.rt_priority=10")),
+            ("latency, fsync", "sync", 10_000, 10.0, ()),
+            ("throughput", "async", 150_000, 5.0, ()))
 DEFAULT_BATCH = 2048
 DEFAULTS = WorkloadConfig()
 FUNDS_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -388,9 +390,9 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
     from bench import e2e_bench
 
     runs = [e2e_bench.run_e2e(label, durability=durability, rate=rate, duration=seconds or duration,
-                              seed=seed)
-            for label, durability, rate, duration in E2E_RUNS]
-    headings = [f"{r.label}: {fmt_num(r.rate)}/s offered, {r.durability}" for r in runs]
+                              seed=seed, extra=list(extra))
+            for label, durability, rate, duration, extra in E2E_RUNS]
+    headings = [f"{r.label}: {fmt_num(r.rate)}/s, {r.durability}" for r in runs]
     lat = [r.latency_us for r in runs]
     lg = [r.loadgen for r in runs]
     rows = [("orders sent / answered", [f"{x['sent']:,} / {x['answered']:,}" for x in lg]),
@@ -407,9 +409,10 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
     result["targets"]["e2e_orders_per_s"] = E2E_THROUGHPUT_TARGET.verdict(throughput.answered_per_s)
     out.section(f"[5] end to end over loopback: venue loadgen -> SBE gateway -> rings -> engine + journal "
                 f"-> back (4 sessions, seed {seed})")
-    out.table(headings, rows, width=34)
+    out.table(headings, rows, width=30)
     out.emit("  round trip = planned send time of a NewOrder -> its first answer at the client (no "
-             "coordinated omission); loadgen, gateway and engine share the machine's cores")
+             "coordinated omission); loadgen, gateway and engine share the machine's cores; SCHED_FIFO = "
+             "engine and gateway at real-time priority 10 (engine.rt_priority, sbe.rt_priority)")
     result["e2e"] = [r.as_dict() for r in runs]
 
 

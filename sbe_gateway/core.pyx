@@ -22,6 +22,8 @@ never written to a session.
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
+from libcpp.deque cimport deque
+from libcpp.unordered_set cimport unordered_set
 
 from core_cython.broadcast cimport BroadcastReader
 from core_cython.envelope cimport Outcome, Request
@@ -58,7 +60,6 @@ from sbe_schemas.codecs cimport (
     ReplaceOrder,
 )
 
-from collections import deque
 
 from sbe_schemas import codecs
 
@@ -189,8 +190,11 @@ cdef class GatewayCore:
     cdef dict aliases  # (account << 40 | clOrdId) of a replaced order's new id -> order id
     cdef dict current_id  # order id -> its clOrdId after a replace (absent = order id's low bits)
     cdef dict order_qty  # order id -> order qty, for orders of accounts with a session here
-    cdef set used_ids  # (account << 40 | clOrdId) used through this gateway, the newest MAX_USED_IDS
-    cdef object used_order  # the same ids in the order they were used, to forget the oldest
+    # (account << 40 | clOrdId) used through this gateway, the newest MAX_USED_IDS. A C++ set sized
+    # once: the Python set rehashed inside one loop iteration at every growth step (2.3 ms at 79k
+    # ids, 16.7 ms at 629k) and, once full, every ~258k orders (~18 ms) as discards leave dummies.
+    cdef unordered_set[uint64_t] used_ids
+    cdef deque[uint64_t] used_order  # the same ids in the order they were used, to forget the oldest
     cdef dict by_number  # session number -> Session, while attached
     cdef dict placed_by  # order id -> the Session that placed it (live orders of attached sessions)
     cdef set gone_cod  # numbers of sessions that ended with cancel-on-disconnect
@@ -219,8 +223,7 @@ cdef class GatewayCore:
         self.aliases = {}
         self.current_id = {}
         self.order_qty = {}
-        self.used_ids = set()
-        self.used_order = deque()
+        self.used_ids.reserve(MAX_USED_IDS + 1)  # buckets for the cap: never rehashed after this
         self.by_number = {}
         self.placed_by = {}
         self.gone_cod = set()
@@ -385,11 +388,12 @@ cdef class GatewayCore:
         self._send_reject(s, seq, template, SESSION_REJECT.BUSY, now)
         return 0
 
-    cdef void _use(self, object key) except *:
-        self.used_ids.add(key)
-        self.used_order.append(key)
-        if len(self.used_order) > MAX_USED_IDS:
-            self.used_ids.discard(self.used_order.popleft())
+    cdef void _use(self, uint64_t key) noexcept:
+        self.used_ids.insert(key)
+        self.used_order.push_back(key)
+        if self.used_order.size() > MAX_USED_IDS:
+            self.used_ids.erase(self.used_order.front())
+            self.used_order.pop_front()
 
     cdef int _resolve_account(self, Session s, uint64_t requested, uint64_t* out) noexcept:
         if requested == 0:
@@ -510,7 +514,7 @@ cdef class GatewayCore:
                                 codecs.RejectReason.ACCOUNT_NOT_PERMITTED, now)
             return
         key = (account << CL_ORD_BITS) | cl
-        if key in self.used_ids:
+        if self.used_ids.count(key):
             self._report_reject(s, cl, account, m.get_symbol_id(), m.get_side(), m.get_qty(),
                                 codecs.RejectReason.DUPLICATE_CL_ORD_ID, now)
             return
@@ -567,7 +571,7 @@ cdef class GatewayCore:
                                 codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.REPLACE, now)
             return
         key = (account << CL_ORD_BITS) | cl
-        if key in self.used_ids:
+        if self.used_ids.count(key):
             self._cancel_reject(s, cl, m.get_orig_cl_ord_id(), m.get_order_id(), 0,
                                 codecs.RejectReason.DUPLICATE_CL_ORD_ID, codecs.CxlRejResponseTo.REPLACE, now)
             return
@@ -790,7 +794,7 @@ cdef class GatewayCore:
                 self._cancel_reject(s, o.origin.request_id, self._cl_ord_id(o.ev.order_id), o.ev.order_id,
                                     o.ev.seq, o.ev.reason, response_to, o.ev.ts)
         if o.ev.op == OP_REPLACE:  # the new clOrdId never took effect
-            self.used_ids.discard(((o.ev.order_id >> CL_ORD_BITS) << CL_ORD_BITS) | o.origin.request_id)
+            self.used_ids.erase(((o.ev.order_id >> CL_ORD_BITS) << CL_ORD_BITS) | o.origin.request_id)
 
     cdef void _mass_report(self, const Outcome* o) except *:
         cdef MassCancelReport m = self.mass_rep

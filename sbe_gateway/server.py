@@ -410,6 +410,9 @@ def gateway_main(config: VenueConfig, gateway_id: int, ready: Any, port: int | N
     except Exception as exc:
         ready.send(("error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
+    from venue.engine_service import use_rt_priority
+
+    use_rt_priority(config.sbe.rt_priority, log)
     ready.send(("ready", {"pid": os.getpid(), "port": server.port, "host": config.sbe.host}))
     try:
         server.serve(stop)  # shuts down (Logouts, cancel-on-disconnect) when stop is set

@@ -203,6 +203,22 @@ def test_async_mode_syncs_on_its_period(tmp_path: Path, monkeypatch: pytest.Monk
     journal.close()  # close always syncs (through env.sync, not the patched flush)
 
 
+def test_async_mode_syncs_in_the_background_off_the_commit_path(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    flushes = []
+    monkeypatch.setattr(Journal, "flush", lambda self: flushes.append(1))
+    journal = Journal(tmp_path / "j", durability="async", sync_interval_s=0.02)
+    synced_before = journal._last_sync
+    journal.append(records(COMMAND_DTYPE, 1, 10), records(EVENT_DTYPE, 1, 10))
+    assert flushes == []  # append never syncs
+    deadline = time.monotonic() + 5
+    while journal._last_sync == synced_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert journal._last_sync > synced_before  # the flusher thread ran env.sync
+    journal.close()
+    assert journal._flusher is None  # stopped and joined by close()
+
+
 # ------------------------------------------------------------------------------------ snapshots, recovery
 
 def test_snapshot_plus_tail_equals_full_replay_equals_live_engine(tmp_path: Path) -> None:

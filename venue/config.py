@@ -70,6 +70,9 @@ class EngineSettings:
     max_batch: int = field(default=1024, metadata={"min": 1})  # commands per group commit at most
     # block: sleep on a futex when idle (the only sane choice with 2 cores); spin/yield burn a core
     wait_strategy: str = field(default="block", metadata={"choices": WAIT_STRATEGIES})
+    # SCHED_FIFO priority of the engine process (0 = normal scheduling). Needs CAP_SYS_NICE and the
+    # "block" wait: a FIFO process that spins starves the machine until RT throttling stops it.
+    rt_priority: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class SbeSettings:
     logon_timeout_s: float = field(default=5.0, metadata={"min": 0.1})
     max_frame: int = field(default=4096, metadata={"min": 256, "max": 32768})
     max_pending_out: int = field(default=8 << 20, metadata={"min": 65536})  # bytes queued to a client
+    rt_priority: int = field(default=0, metadata={"min": 0})  # SCHED_FIFO priority; 0 = normal
 
 
 @dataclass(frozen=True)
