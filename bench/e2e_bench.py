@@ -53,6 +53,7 @@ def e2e_config(directory: Path, durability: str, sessions: int, extra: list[str]
         f"journal.path={directory / 'journal'}", f"journal.durability={durability}",
         f"keys.path={directory / 'keys'}", f"demo.accounts={sessions}", "sbe.port=0",
         "sbe.throttle_per_s=0",  # the benchmark offers more than a client is normally allowed
+        "sbe.log_sessions=false",
         "accounts.max_open_orders=100000", "journal.snapshot_interval=0", *extra])
 
 

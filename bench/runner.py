@@ -52,8 +52,8 @@ RING_RUNS = ((1, "spin", 0), (4, "block", 0), (1, "block", 100_000))
 RING_MESSAGES = 4_000_000
 # (label, journal durability, orders/s offered over 4 sessions, seconds, config overrides)
 E2E_RUNS = (("latency", "async", 10_000, 10.0, ()),
-            ("latency, SCHED_FIFO", "async", 10_000, 10.0, ("engine.rt_priority=10", "sbe.rt_priority=10")),
-            ("latency, fsync", "sync", 10_000, 10.0, ()),
+            ("latency FIFO", "async", 10_000, 10.0, ("engine.rt_priority=10", "sbe.rt_priority=10")),
+            ("latency fsync", "sync", 10_000, 10.0, ()),
             ("throughput", "async", 150_000, 5.0, ()))
 DEFAULT_BATCH = 2048
 DEFAULTS = WorkloadConfig()
@@ -392,7 +392,7 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
     runs = [e2e_bench.run_e2e(label, durability=durability, rate=rate, duration=seconds or duration,
                               seed=seed, extra=list(extra))
             for label, durability, rate, duration, extra in E2E_RUNS]
-    headings = [f"{r.label}: {fmt_num(r.rate)}/s, {r.durability}" for r in runs]
+    headings = [f"{r.label} {r.rate / 1000:g}k/s {r.durability}" for r in runs]
     lat = [r.latency_us for r in runs]
     lg = [r.loadgen for r in runs]
     rows = [("orders sent / answered", [f"{x['sent']:,} / {x['answered']:,}" for x in lg]),
@@ -411,8 +411,8 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
                 f"-> back (4 sessions, seed {seed})")
     out.table(headings, rows, width=30)
     out.emit("  round trip = planned send time of a NewOrder -> its first answer at the client (no "
-             "coordinated omission); loadgen, gateway and engine share the machine's cores; SCHED_FIFO = "
-             "engine and gateway at real-time priority 10 (engine.rt_priority, sbe.rt_priority)")
+             "coordinated omission); loadgen, gateway and engine share the machine's cores; FIFO = "
+             "engine and gateway at SCHED_FIFO priority 10 (engine.rt_priority, sbe.rt_priority)")
     result["e2e"] = [r.as_dict() for r in runs]
 
 

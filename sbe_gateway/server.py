@@ -252,7 +252,8 @@ class GatewayServer:
         m.session_id, m.timestamp_ns, m.next_seq_num = s.session_id, now, s.next_out_seq
         m.account_id, m.heartbeat_interval_ms = key.account, interval
         s.out += ack[:m.frame()]
-        self.log(f"session {s.number} logged on: key {key_id}, account {key.account}, from {conn.peer}")
+        if self.settings.log_sessions:
+            self.log(f"session {s.number} logged on: key {key_id}, account {key.account}, from {conn.peer}")
 
     @staticmethod
     def _send_logon_reject(s: Session, reason: str, now: int) -> None:
@@ -350,7 +351,7 @@ class GatewayServer:
         conn.sock.close()
         s.state = SESSION_CLOSING
         self.closed_sessions += 1
-        if s.key_id:
+        if s.key_id and self.settings.log_sessions:
             self.log(f"session {s.number} (key {s.key_id}) closed: {reason}")
 
     def _lapped(self, now: int) -> None:

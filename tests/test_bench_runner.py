@@ -42,7 +42,7 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
     # every engine/journal/recovery target in both modes, the ring's and the two end-to-end ones
     assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1 + 2
     assert [(r["label"], r["durability"]) for r in res["e2e"]] == [
-        ("latency", "async"), ("latency, SCHED_FIFO", "async"), ("latency, fsync", "sync"),
+        ("latency", "async"), ("latency FIFO", "async"), ("latency fsync", "sync"),
         ("throughput", "async")]
     for run in res["e2e"]:  # real sessions through a real gateway and engine: every order answered
         assert run["loadgen"]["sent"] == run["loadgen"]["planned"] > 0
