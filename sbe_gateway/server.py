@@ -25,11 +25,9 @@ from __future__ import annotations
 import os
 import secrets
 import select
-import signal
 import socket
 import time
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from core_cython.broadcast import BroadcastReader
@@ -50,6 +48,7 @@ from venue.auth import check_logon
 from venue.config import VenueConfig
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
+from venue.supervisor import StopSignal
 
 LOGON_SIGNED_BYTES = 8 + 29  # the Logon from its SBE header up to the signature
 MAX_ACCOUNT = (1 << 24) - 1  # sbe_gateway/core.pyx: order ids are (account << 40) | clOrdId
@@ -386,22 +385,9 @@ class GatewayServer:
         self.keys.close()
 
 
-class _Stop:
-    def __init__(self) -> None:
-        self.reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.reason is not None
-
-    def handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.reason = self.reason or signal.Signals(signum).name
-
-
 def gateway_main(config: VenueConfig, gateway_id: int, ready: Any, port: int | None = None) -> None:
     """Entry point of a gateway process (multiprocessing target): sends ("ready", {"port": ...})."""
-    stop = _Stop()
-    signal.signal(signal.SIGTERM, stop.handle)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us in order
+    stop = StopSignal().install_in_child()
 
     def log(message: str) -> None:
         print(f"sbe gateway {gateway_id}: {message}", flush=True)

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from core_cython.envelope import ORIGIN_SIZE, OUTCOME_SIZE, REQUEST_SIZE, join_o
 from core_cython.records import new_commands
 from core_cython.ring import Ring
 from venue.config import VenueConfig
+from venue.supervisor import StopSignal
 
 COMMANDS_RING = "commands.ring"
 OUTCOMES_RING = "outcomes.ring"
@@ -143,17 +142,6 @@ class EngineService:
         self.commands.close()
 
 
-class _Stop:
-    def __init__(self) -> None:
-        self.reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.reason is not None
-
-    def handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.reason = self.reason or signal.Signals(signum).name
-
-
 def use_rt_priority(priority: int, log: Any = None) -> None:
     """SCHED_FIFO for this process (0: leave it). With the engine, the gateways and clients on
     2 cores, CFS wake-up preemption and time slices were most of the e2e p99.9."""
@@ -176,9 +164,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
     from venue.admin import hold_engine_lock
     from venue.run import open_venue, prepare_demo_accounts  # the compiled engine only loads here
 
-    stop = _Stop()
-    signal.signal(signal.SIGTERM, stop.handle)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us in order
+    stop = StopSignal().install_in_child()
     try:
         lock = hold_engine_lock(config.journal.path)  # admin commands see that the venue is running
         with lock, open_venue(config) as venue:

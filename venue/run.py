@@ -15,13 +15,11 @@ The journal is flushed and closed on every exit path of the engine (normal end, 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from types import FrameType
 from typing import Any, TextIO
 
 import numpy as np
@@ -31,6 +29,7 @@ from venue.bootstrap import VenueError, apply_markets, define_assets, define_ins
 from venue.config import VenueConfig, load_config
 from venue.demo import demo_account
 from venue.edge import Edge, RequestError
+from venue.supervisor import StopSignal
 
 __all__ = ["Venue", "VenueError", "main", "open_venue", "prepare_demo_accounts", "submit_requests"]
 
@@ -42,31 +41,6 @@ class Venue:
     config: VenueConfig
     recovered_at: tuple[int, int] = (0, 0)  # (cmd seq, event seq) found in the journal
     newly_defined: list[str] = field(default_factory=list)  # symbols this start added to the engine
-
-
-class StopSignal:
-    """A flag that SIGINT and SIGTERM set (instead of raising mid-commit)."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.reason is not None
-
-    def set(self, reason: str) -> None:
-        self.reason = self.reason or reason
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.set(signal.Signals(signum).name)
-
-    @contextmanager
-    def installed(self) -> Iterator[StopSignal]:
-        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------------- opening the venue

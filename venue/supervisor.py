@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from venue.bootstrap import VenueError
@@ -26,6 +29,39 @@ GATEWAY_START_TIMEOUT_S = 30.0
 STABLE_S = 60.0  # a gateway that stayed up this long starts its restart backoff afresh
 STOP_TIMEOUT_S = 30.0
 RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)  # a gateway crashing in a loop is restarted less often
+
+
+class StopSignal:
+    """A flag that SIGINT and SIGTERM set (instead of raising mid-commit); false until set."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+    def set(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.set(signal.Signals(signum).name)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignal]:
+        """For the supervisor: Ctrl-C and SIGTERM both stop the venue, in order."""
+        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def install_in_child(self) -> StopSignal:
+        """For a supervised process: SIGTERM stops it; Ctrl-C (sent to the whole process group) is
+        ignored, because the supervisor stops its children one by one, in order."""
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
 
 
 @dataclass
