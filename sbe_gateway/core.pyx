@@ -276,6 +276,20 @@ cdef class GatewayCore:
             s.live.discard(order_id)
         return False
 
+    def mass_cancel_accounts(self, accounts) -> list:
+        """A MassCancel (all symbols) of each account; returns those the full ring refused."""
+        left = []
+        for account in accounts:
+            memset(&self.req, 0, sizeof(Request))
+            self.req.origin.gateway = self.gateway_id
+            self.req.cmd.op = OP_MASS_CANCEL
+            self.req.cmd.account = account
+            if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
+                self.published += 1
+            else:
+                left.append(account)
+        return left
+
     def retry_late_cancels(self) -> bool:
         """Cancels of orders accepted after their cancel-on-disconnect session ended; True while
         some are still waiting for ring space."""

@@ -22,6 +22,7 @@ Session rules (the protocol is in sbe_schemas/venue_order_entry.xml):
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import select
@@ -99,6 +100,42 @@ class GatewayServer:
         self.closed_sessions = 0
         self.last_key_check = time.time_ns()
         self.is_shut_down = False
+        # Accounts of the open cancel-on-disconnect sessions, on disk: if this process is killed
+        # (no shutdown, its session order lists lost), the next one mass-cancels them at start.
+        self.cod_file = rings / f"sbe-gateway-{gateway_id}.cod.json"
+        self._cancel_for_dead_predecessor()
+
+    # ---------------------------------------------------------------- cancel-on-disconnect across a crash
+
+    def _cancel_for_dead_predecessor(self) -> None:
+        try:
+            accounts = sorted({int(a) for a in json.loads(self.cod_file.read_text())})
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError) as exc:
+            self.log(f"unreadable {self.cod_file.name} ({exc}); no cancel-on-disconnect to redo")
+            accounts = []
+        deadline = time.monotonic() + 5.0
+        left = accounts
+        while left and time.monotonic() < deadline:
+            left = self.core.mass_cancel_accounts(left)
+            if left:
+                time.sleep(0.01)
+        if accounts:
+            # The session-level lists died with the process: cancelling the accounts' orders is the
+            # safe side (it also cancels their other sessions' orders, which a crash excuses).
+            self.log(f"the previous gateway process died with cancel-on-disconnect sessions open: "
+                     f"mass cancel of account(s) {', '.join(map(str, accounts))}"
+                     + (f"; NOT sent for {left} (command ring full)" if left else ""))
+        self._write_cod_accounts()
+
+    def _write_cod_accounts(self) -> None:
+        sessions = [conn.session for conn in self.connections.values()]
+        accounts = sorted({a for s in sessions for a in s.permitted
+                           if s.state == SESSION_ESTABLISHED and s.cancel_on_disconnect})
+        tmp = self.cod_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(accounts))
+        os.replace(tmp, self.cod_file)  # a crash mid-write leaves the old list, never half of one
 
     # ---------------------------------------------------------------- loop
 
@@ -246,6 +283,8 @@ class GatewayServer:
         s.state = SESSION_ESTABLISHED
         self.by_key[key_id] = conn
         self.core.attach(s)
+        if s.cancel_on_disconnect:
+            self._write_cod_accounts()
         ack = bytearray(64)
         m = codecs.LogonAck().wrap_encode(ack, codecs.SOFH_SIZE)
         m.session_id, m.timestamp_ns, m.next_seq_num = s.session_id, now, s.next_out_seq
@@ -341,8 +380,11 @@ class GatewayServer:
         if self.by_key.get(s.key_id) is conn:
             del self.by_key[s.key_id]
         self.core.detach(s)
-        if was_established and s.cancel_on_disconnect and self.core.cancel_session_orders(s):
-            self.pending_cancels.append(s)  # the ring was full: the rest is retried every loop
+        if was_established and s.cancel_on_disconnect:
+            if self.core.cancel_session_orders(s):
+                self.pending_cancels.append(s)  # the ring was full: the rest is retried every loop
+            s.state = SESSION_CLOSING
+            self._write_cod_accounts()
         try:
             self.epoll.unregister(fd)
         except OSError:

@@ -325,6 +325,11 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         cl = next_id()
         client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=3, price=MID + 70_000)
         report(client, cl, NEW)
+        # A cancel-on-disconnect session's order: the gateway dies without a chance to cancel it.
+        careful = venue.client("demo-2", cancel_on_disconnect=True)
+        guarded = next_id()
+        careful.new_order(cl_ord_id=guarded, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 70_000)
+        report(careful, guarded, NEW)
         gateway = venue.supervisor.gateways[0]
         os.kill(gateway.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 15
@@ -343,6 +348,12 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         cancelled = report(again, cl, codecs.ExecType.CANCELLED)
         assert cancelled["order_id"] == (venue.accounts["demo-1"] << 40) | cl
         assert any("restarted" in line for line in venue.log)
+        # The restarted gateway redid the dead one's cancel-on-disconnect: the order is gone.
+        venue.clients.remove(careful)
+        other = venue.client("demo-2")
+        probe = next_id()
+        other.cancel(cl_ord_id=probe, orig_cl_ord_id=guarded)
+        assert report(other, probe, template="CancelReject")["reason"] == codecs.RejectReason.UNKNOWN_ORDER
 
 
 def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -> None:
