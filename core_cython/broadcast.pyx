@@ -617,6 +617,13 @@ cdef class BroadcastReader(_Mapped):
             return False
         return True
 
+    def awake(self) -> None:
+        """The reader woke for another reason (its other fds): clear the sleeping bit, so that the
+        producer makes no wake syscall until the next prepare_wait(). (No wake-up can be lost: the
+        reader takes what is published before it calls prepare_wait() again, which re-checks.)"""
+        _need_open(self)
+        bc_and32(self.sleep_mask, ~self.bit)
+
     def drain_wakeups(self) -> int:
         """Call after the fd woke (or the wait ended): empties the wake socket, clears the sleeping
         bit; returns how many wake bytes were read."""

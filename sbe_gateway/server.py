@@ -146,6 +146,7 @@ class GatewayServer:
             if not self.reader.prepare_wait():
                 wait = 0.0  # outcomes arrived meanwhile
             events = self.epoll.poll(wait)
+            self.reader.awake()  # awake now: the engine need not send wake bytes while we work
             now = time.time_ns()
             for fd, mask in events:
                 if fd == self.listener.fileno():

@@ -355,6 +355,12 @@ def test_publishing_makes_no_syscall_unless_someone_sleeps(path: str) -> None:
     b.publish(make(10_004, 1))
     assert b.wakeups_sent == 1 and r.drain_wakeups() == 0
     assert r.wait(0) and r.take(out) == 2
+    # A reader that woke for something else says so: publishing then costs no wake byte.
+    assert r.prepare_wait()
+    r.awake()
+    b.publish(make(10_005, 1))
+    assert b.wakeups_sent == 1 and not select.select([r.fileno()], [], [], 0)[0]
+    assert r.take(out) == 1 and seqs(out[:1]) == [10_005]
 
 
 def test_recreate_changes_epoch_and_wakes_old_readers(path: str) -> None:
