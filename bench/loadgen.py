@@ -20,8 +20,6 @@ Entry points: main(argv) -> exit status (the CLI), run_loadgen(...) -> LoadgenRe
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -38,6 +36,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bench.loadclient import RECV_EOF, RECV_ERROR, RECV_LOGOUT, LoadClient, answer_orders
+from sbe_gateway import client as sbe_client
 from sbe_schemas import codecs
 from venue.argtypes import count, non_negative_float, positive_int
 
@@ -212,16 +211,8 @@ def _enum_name(enum: Any, value: int) -> str:
 
 def encode_logon(cred: Credential, nonce: int, heartbeat_ms: int, timestamp_ns: int) -> bytes:
     """The framed Logon, signed: HMAC-SHA256(secret, header + block up to the signature)."""
-    buf = bytearray(codecs.SOFH_SIZE + codecs.HEADER_SIZE + codecs.Logon.BLOCK_LENGTH)
-    m = codecs.Logon().wrap_encode(buf, codecs.SOFH_SIZE)
-    m.key_id, m.timestamp_ns, m.nonce = cred.key_id, timestamp_ns, nonce
-    m.heartbeat_interval_ms = heartbeat_ms
-    m.cancel_on_disconnect = codecs.BooleanType.TRUE
-    signed = codecs.SOFH_SIZE + codecs.HEADER_SIZE + codecs.Logon.BLOCK_LENGTH - 32  # 8 + 29 bytes
-    m.signature = hmac.new(cred.secret, bytes(buf[codecs.SOFH_SIZE:signed]), hashlib.sha256).digest()
-    n = m.frame()
-    m.release()
-    return bytes(buf[:n])
+    return sbe_client.encode_logon(cred.key_id, cred.secret, heartbeat_ms=heartbeat_ms,
+                                   cancel_on_disconnect=True, timestamp_ns=timestamp_ns, nonce=nonce)
 
 
 def _logon(sock: socket.socket, index: int, cred: Credential, nonce: int, heartbeat_ms: int,

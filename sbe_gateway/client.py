@@ -9,16 +9,16 @@ use it. (The load generator has its own Cython client: bench/loadclient.pyx.)
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import select
 import socket
 import time
 from typing import Any
 
 from sbe_schemas import codecs
+from venue.auth import sign_logon
 
-LOGON_SIGNED_BYTES = 8 + 29  # the Logon from its SBE header up to the signature
+# a Logon is signed from its SBE header up to the 32-byte signature
+LOGON_SIGNED_BYTES = codecs.HEADER_SIZE + codecs.Logon.BLOCK_LENGTH - 32
 
 
 class LogonRefused(Exception):
@@ -61,9 +61,26 @@ def to_dict(message: Any) -> dict[str, Any]:
     return out
 
 
-def sign_logon(secret: bytes, frame: bytes | bytearray | memoryview) -> bytes:
-    start = codecs.SOFH_SIZE
-    return hmac.new(secret, bytes(frame[start:start + LOGON_SIGNED_BYTES]), hashlib.sha256).digest()
+def logon_signed_part(frame: bytes | bytearray | memoryview, offset: int = 0) -> bytes:
+    """What a Logon's signature covers: the message from its SBE header up to the signature (the
+    frame starts at offset, SOFH included)."""
+    start = offset + codecs.SOFH_SIZE
+    return bytes(frame[start:start + LOGON_SIGNED_BYTES])
+
+
+def encode_logon(key_id: int, secret: bytes, *, heartbeat_ms: int = 1000, cancel_on_disconnect: bool = False,
+                 timestamp_ns: int | None = None, nonce: int | None = None) -> bytes:
+    """A framed, signed Logon (timestamp and nonce default to now: nonces must grow per key)."""
+    buf = bytearray(codecs.SOFH_SIZE + codecs.HEADER_SIZE + codecs.Logon.BLOCK_LENGTH)
+    m = codecs.Logon().wrap_encode(buf, codecs.SOFH_SIZE)
+    now = time.time_ns()
+    m.key_id, m.timestamp_ns = key_id, now if timestamp_ns is None else timestamp_ns
+    m.nonce = now if nonce is None else nonce
+    m.heartbeat_interval_ms = heartbeat_ms
+    m.cancel_on_disconnect = codecs.BooleanType.TRUE if cancel_on_disconnect else codecs.BooleanType.FALSE
+    n = m.frame()
+    m.signature = sign_logon(secret, logon_signed_part(buf))
+    return bytes(buf[:n])
 
 
 class SbeClient:
@@ -99,19 +116,8 @@ class SbeClient:
         self.send_raw(self.out[:n])
         return n
 
-    def logon_frame(self, key_id: int, secret: bytes, *, heartbeat_ms: int = 1000,
-                    cancel_on_disconnect: bool = False,
-                    timestamp_ns: int | None = None, nonce: int | None = None) -> bytes:
-        buf = bytearray(128)
-        m = codecs.Logon().wrap_encode(buf, codecs.SOFH_SIZE)
-        now = time.time_ns()
-        m.key_id, m.timestamp_ns = key_id, now if timestamp_ns is None else timestamp_ns
-        m.nonce = now if nonce is None else nonce
-        m.heartbeat_interval_ms = heartbeat_ms
-        m.cancel_on_disconnect = codecs.BooleanType.TRUE if cancel_on_disconnect else codecs.BooleanType.FALSE
-        n = m.frame()
-        m.signature = sign_logon(secret, buf)
-        return bytes(buf[:n])
+    def logon_frame(self, key_id: int, secret: bytes, **options: Any) -> bytes:
+        return encode_logon(key_id, secret, **options)
 
     def logon(self, key_id: int, secret: bytes, *, timeout: float = 5.0, **options: Any) -> dict[str, Any]:
         """Log on; returns the LogonAck as a dict, raises LogonRefused(reason name) on a LogonReject."""

@@ -34,6 +34,7 @@ from typing import Any
 from core_cython.broadcast import BroadcastReader
 from core_cython.records import FIRST_CUSTOMER_ACCOUNT
 from core_cython.ring import Ring
+from sbe_gateway.client import logon_signed_part
 from sbe_gateway.core import (
     INPUT_CLOSE,
     INPUT_LOGON,
@@ -51,7 +52,6 @@ from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
 from venue.supervisor import StopSignal
 
-LOGON_SIGNED_BYTES = 8 + 29  # the Logon from its SBE header up to the signature
 MAX_ACCOUNT = (1 << 24) - 1  # sbe_gateway/core.pyx: order ids are (account << 40) | clOrdId
 KEY_CHECK_NS = 1_000_000_000  # how often open sessions' keys are re-read (a disabled key ends its session)
 HEARTBEAT_MS = (100, 60_000)
@@ -242,8 +242,7 @@ class GatewayServer:
     def _logon(self, conn: Connection, now: int) -> None:
         s = conn.session
         logon = self.decoder.decode(s.inbuf, s.in_pos, s.frame_len)
-        start = s.in_pos + codecs.SOFH_SIZE
-        signed = bytes(s.inbuf[start:start + LOGON_SIGNED_BYTES])
+        signed = logon_signed_part(s.inbuf, s.in_pos)
         key_id, interval = logon.key_id, logon.heartbeat_interval_ms
         s.in_pos += s.frame_len
         reason = None
@@ -428,7 +427,7 @@ class GatewayServer:
         self.keys.close()
 
 
-def gateway_main(config: VenueConfig, gateway_id: int, ready: Any, port: int | None = None) -> None:
+def gateway_main(config: VenueConfig, gateway_id: int, port: int | None, ready: Any) -> None:
     """Entry point of a gateway process (multiprocessing target): sends ("ready", {"port": ...})."""
     stop = StopSignal().install_in_child()
 

@@ -90,52 +90,14 @@ class Supervisor:
 
     # ---------------------------------------------------------------- starting
 
-    def _start(self, child: Child) -> dict[str, Any]:
+    def _start(self, child: Child, timeout_s: float) -> dict[str, Any]:
+        """Start child.target(*child.args, ready_pipe) and wait for its ("ready", info) report."""
         parent_end, child_end = self.ctx.Pipe(duplex=False)
-        child.process = self.ctx.Process(target=child.target, args=(*child.args, child_end), name=child.name,
-                                         daemon=False)
+        child.process = self.ctx.Process(target=child.target, args=(*child.args, child_end), name=child.name)
         child.process.start()
         child_end.close()
         child.conn = parent_end
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if parent_end.poll(0.05):
-                try:
-                    kind, info = parent_end.recv()
-                except EOFError:
-                    break
-                if kind == "ready":
-                    child.info = info
-                    return info
-                if kind == "error":  # the child's own one-line message
-                    child.process.join(STOP_TIMEOUT_S)
-                    raise VenueError(info)
-            elif not child.process.is_alive():
-                break
-        child.process.join(1.0)
-        raise VenueError(f"{child.name} exited during startup (exit code {child.process.exitcode})")
-
-    def start_engine(self) -> dict[str, Any]:
-        from venue.engine_service import engine_main
-
-        self.engine = Child("engine", engine_main, (self.config,))
-        return self._start(self.engine)
-
-    def start_gateway(self, gateway_id: int, target: Callable[..., None], *,
-                      port: int | None = None) -> dict[str, Any]:
-        child = Child(f"sbe gateway {gateway_id}", target, (self.config, gateway_id))
-        self.gateways.append(child)
-        return self._start_gateway(child, port)
-
-    def _start_gateway(self, child: Child, port: int | None) -> dict[str, Any]:
-        parent_end, child_end = self.ctx.Pipe(duplex=False)
-        child.process = self.ctx.Process(target=_gateway_entry,
-                                         args=(child.target, *child.args, port, child_end),
-                                         name=child.name)
-        child.process.start()
-        child_end.close()
-        child.conn = parent_end
-        deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if parent_end.poll(0.05):
                 try:
@@ -147,13 +109,27 @@ class Supervisor:
                     child.started = time.monotonic()
                     return info
                 child.process.join(STOP_TIMEOUT_S)
-                raise VenueError(f"{child.name} failed to start: {info}")
+                # the engine's message is the user's problem as it stands (a journal in the wrong mode...)
+                raise VenueError(info if child is self.engine else f"{child.name} failed to start: {info}")
             if not child.process.is_alive():
                 break
         if child.process.is_alive():  # hung in startup: do not leave it behind
             child.process.kill()
         child.process.join(STOP_TIMEOUT_S)
         raise VenueError(f"{child.name} did not start (exit code {child.process.exitcode})")
+
+    def start_engine(self) -> dict[str, Any]:
+        from venue.engine_service import engine_main
+
+        self.engine = Child("engine", engine_main, (self.config,))
+        return self._start(self.engine, START_TIMEOUT_S)
+
+    def start_gateway(self, gateway_id: int, target: Callable[..., None], *,
+                      port: int | None = None) -> dict[str, Any]:
+        """target(config, gateway_id, port, ready): e.g. sbe_gateway.server.gateway_main."""
+        child = Child(f"sbe gateway {gateway_id}", target, (self.config, gateway_id, port))
+        self.gateways.append(child)
+        return self._start(child, GATEWAY_START_TIMEOUT_S)
 
     # ---------------------------------------------------------------- watching
 
@@ -180,7 +156,8 @@ class Supervisor:
                 child.restarts += 1
                 child.next_restart = 0.0
                 try:
-                    info = self._start_gateway(child, child.info.get("port"))
+                    child.args = (self.config, child.args[1], child.info.get("port"))  # the same port again
+                    info = self._start(child, GATEWAY_START_TIMEOUT_S)
                 except VenueError as exc:
                     self.log(f"{exc}; will retry")
                     child.next_restart = now + RESTART_BACKOFF_S[-1]
@@ -234,7 +211,3 @@ class Supervisor:
             self._collect_engine_messages()
         return self.engine_final
 
-
-def _gateway_entry(target: Callable[..., None], config: VenueConfig, gateway_id: int, port: int | None,
-                   ready: Any) -> None:
-    target(config, gateway_id, ready, port)
