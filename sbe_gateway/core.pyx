@@ -237,7 +237,6 @@ cdef class GatewayCore:
         self.rej = codecs.Reject()
         self.hb = codecs.Heartbeat()
         self.logout = codecs.Logout()
-        memset(&self.req, 0, sizeof(Request))
 
     # ------------------------------------------------------------------ sessions
 
@@ -280,13 +279,10 @@ cdef class GatewayCore:
         """A MassCancel (all symbols) of each account; returns those the full ring refused."""
         left = []
         for account in accounts:
-            memset(&self.req, 0, sizeof(Request))
-            self.req.origin.gateway = self.gateway_id
+            self._begin(0, 0)
             self.req.cmd.op = OP_MASS_CANCEL
             self.req.cmd.account = account
-            if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
-                self.published += 1
-            else:
+            if not self._try_publish():
                 left.append(account)
         return left
 
@@ -301,16 +297,11 @@ cdef class GatewayCore:
         return False
 
     cdef bint _publish_cancel(self, uint32_t number, uint64_t order_id) noexcept:
-        memset(&self.req, 0, sizeof(Request))
-        self.req.origin.session = number
-        self.req.origin.gateway = self.gateway_id
+        self._begin(number, 0)
         self.req.cmd.op = OP_CANCEL
         self.req.cmd.order_id = order_id
         self.req.cmd.account = order_id >> CL_ORD_BITS
-        if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
-            self.published += 1
-            return True
-        return False
+        return self._try_publish()
 
     # ------------------------------------------------------------------ output helpers
 
@@ -387,15 +378,21 @@ cdef class GatewayCore:
 
     # ------------------------------------------------------------------ input
 
-    cdef void _begin(self, Session s, uint64_t request_id) noexcept:
+    cdef void _begin(self, uint32_t session, uint64_t request_id) noexcept:
+        """Start a request in self.req: zeroed, with its origin."""
         memset(&self.req, 0, sizeof(Request))
         self.req.origin.request_id = request_id
-        self.req.origin.session = s.number
+        self.req.origin.session = session
         self.req.origin.gateway = self.gateway_id
 
-    cdef int _publish(self, Session s, uint64_t seq, int template, int64_t now) except -1:
+    cdef bint _try_publish(self) noexcept:
         if self.ring.publish_ptr(<const unsigned char*>&self.req) == RING_OK:
             self.published += 1
+            return True
+        return False
+
+    cdef int _publish(self, Session s, uint64_t seq, int template, int64_t now) except -1:
+        if self._try_publish():
             return 1
         # full (backpressure) or our claim was skipped: the client hears it, nothing is dropped silently
         s.busy += 1
@@ -532,7 +529,7 @@ cdef class GatewayCore:
             self._report_reject(s, cl, account, m.get_symbol_id(), m.get_side(), m.get_qty(),
                                 codecs.RejectReason.DUPLICATE_CL_ORD_ID, now)
             return
-        self._begin(s, cl)
+        self._begin(s.number, cl)
         self.req.cmd.op = OP_NEW
         self.req.cmd.order_id = key
         self.req.cmd.account = account
@@ -562,7 +559,7 @@ cdef class GatewayCore:
             self._cancel_reject(s, m.get_cl_ord_id(), m.get_orig_cl_ord_id(), m.get_order_id(), 0,
                                 codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.CANCEL, now)
             return
-        self._begin(s, m.get_cl_ord_id())
+        self._begin(s.number, m.get_cl_ord_id())
         self.req.cmd.op = OP_CANCEL
         self.req.cmd.order_id = order_id
         self.req.cmd.account = order_id >> CL_ORD_BITS
@@ -589,7 +586,7 @@ cdef class GatewayCore:
             self._cancel_reject(s, cl, m.get_orig_cl_ord_id(), m.get_order_id(), 0,
                                 codecs.RejectReason.DUPLICATE_CL_ORD_ID, codecs.CxlRejResponseTo.REPLACE, now)
             return
-        self._begin(s, cl)
+        self._begin(s.number, cl)
         self.req.cmd.op = OP_REPLACE
         self.req.cmd.order_id = order_id
         self.req.cmd.account = account
@@ -609,7 +606,7 @@ cdef class GatewayCore:
             self._cancel_reject(s, m.get_cl_ord_id(), 0, 0, 0, codecs.RejectReason.ACCOUNT_NOT_PERMITTED,
                                 codecs.CxlRejResponseTo.MASS_CANCEL, now)
             return
-        self._begin(s, m.get_cl_ord_id())
+        self._begin(s.number, m.get_cl_ord_id())
         self.req.cmd.op = OP_MASS_CANCEL
         self.req.cmd.account = account
         self.req.cmd.symbol = m.get_symbol_id()
