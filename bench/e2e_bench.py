@@ -7,17 +7,14 @@ Everything shares the machine's 2 cores: the load generator, the gateway and the
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.loadgen import Credential, LoadgenResult, run_loadgen
 from venue.config import VenueConfig, load_config
-from venue.engine_service import run_dir
 from venue.keys import KeyStore
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "venue.toml"
@@ -59,33 +56,27 @@ def e2e_config(directory: Path, durability: str, sessions: int, extra: list[str]
 
 def run_e2e(label: str, *, durability: str = "async", sessions: int = 4, rate: float = 10_000.0,
             duration: float = 10.0, seed: int = 42, extra: list[str] = ()) -> E2EResult:
-    from sbe_gateway.server import gateway_main
-    from venue.supervisor import Supervisor
+    from venue.supervisor import temporary_venue
 
     directory = Path(tempfile.mkdtemp(prefix="venue-e2e-"))
     config = e2e_config(directory, durability, sessions, list(extra))
     log: list[str] = []
-    supervisor = Supervisor(config, log.append)
     try:
-        ready = supervisor.start_engine()
-        gateway = supervisor.start_gateway(1, gateway_main, port=0)
-        credentials = []
-        with KeyStore.open(config.keys.path) as store:
-            for account in ready["demo_accounts"].values():
-                record, secret = store.create_key(account, label="bench")
-                credentials.append(Credential(account=account, key_id=record.key_id, secret=secret))
-        mid = config.instruments[0].to_ticks(config.demo.mid[config.instruments[0].symbol])
-        result: LoadgenResult = run_loadgen(port=gateway["port"], credentials=credentials, sessions=sessions,
-                                            rate=rate, duration=duration, seed=seed, mid_ticks=mid,
-                                            symbol_id=ready["symbol_ids"][config.instruments[0].symbol])
-        restarts = supervisor.gateways[0].restarts
+        with temporary_venue(config, log.append) as (supervisor, ready, gateway):
+            credentials = []
+            with KeyStore.open(config.keys.path) as store:
+                for account in ready["demo_accounts"].values():
+                    record, secret = store.create_key(account, label="bench")
+                    credentials.append(Credential(account=account, key_id=record.key_id, secret=secret))
+            instrument = config.instruments[0]
+            mid = instrument.to_ticks(config.demo.mid[instrument.symbol])
+            result: LoadgenResult = run_loadgen(
+                port=gateway["port"], credentials=credentials, sessions=sessions, rate=rate,
+                duration=duration, seed=seed, mid_ticks=mid, symbol_id=ready["symbol_ids"][instrument.symbol])
+            restarts = supervisor.gateways[0].restarts
+        final = supervisor.engine_final  # the engine's report, collected by stop()
     finally:
-        final = supervisor.stop()
-        shutil.rmtree(run_dir(config), ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
     return E2EResult(label, durability, sessions, rate, duration, seed, result.as_dict(), final, restarts,
                      list(extra))
 
-
-def machine_note() -> str:
-    return f"{os.cpu_count()} cores; loadgen, gateway and engine share them; {time.strftime('%Y-%m-%d')}"

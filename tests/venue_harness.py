@@ -8,7 +8,6 @@ sessions are those `venue run` uses.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sbe_gateway.client import SbeClient
-from sbe_gateway.server import gateway_main
 from venue.config import VenueConfig, load_config
-from venue.engine_service import run_dir
 from venue.keys import KeyStore
-from venue.supervisor import Supervisor
+from venue.supervisor import Supervisor, temporary_venue
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "venue.toml"
@@ -75,16 +72,10 @@ def venue_config(tmp_path: Path, overrides: list[str] = ()) -> VenueConfig:
 def running_venue(tmp_path: Path, overrides: list[str] = ()) -> Iterator[RunningVenue]:
     config = venue_config(tmp_path, list(overrides))
     log: list[str] = []
-    supervisor = Supervisor(config, log.append)
-    try:
-        ready = supervisor.start_engine()
-        gateway = supervisor.start_gateway(1, gateway_main, port=0)
+    with temporary_venue(config, log.append) as (supervisor, ready, gateway):
         venue = RunningVenue(config, supervisor, gateway["port"], ready["demo_accounts"], ready["symbol_ids"],
                              log=log)
         for name in venue.accounts:
             venue.keys[name] = venue.new_key(name)
         yield venue
         venue.close_clients()
-    finally:
-        supervisor.stop()
-        shutil.rmtree(run_dir(config), ignore_errors=True)

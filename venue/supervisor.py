@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -211,3 +212,20 @@ class Supervisor:
             self._collect_engine_messages()
         return self.engine_final
 
+
+@contextmanager
+def temporary_venue(config: VenueConfig, log: Callable[[str], None]
+                    ) -> Iterator[tuple[Supervisor, dict[str, Any], dict[str, Any]]]:
+    """Engine + SBE gateway 1 for tests and benchmarks: yields (supervisor, engine ready info,
+    gateway ready info); stops both and removes the run directory (its rings) afterwards."""
+    from sbe_gateway.server import gateway_main
+    from venue.engine_service import run_dir
+
+    supervisor = Supervisor(config, log)
+    try:
+        ready = supervisor.start_engine()
+        gateway = supervisor.start_gateway(1, gateway_main, port=config.sbe.port)
+        yield supervisor, ready, gateway
+    finally:
+        supervisor.stop()
+        shutil.rmtree(run_dir(config), ignore_errors=True)
