@@ -46,5 +46,12 @@ cdef class BroadcastReader(_Mapped):
     cdef uint64_t* my_entry
     cdef bint _lapped
     cdef readonly uint64_t laps
+    cdef int sock_fd                   # the wake socket's fd (-1 when closed)
 
     cdef int64_t take_ptr(self, unsigned char* out, uint64_t max_n) noexcept nogil
+    # The same as prepare_wait() / awake() / drain_wakeups() / "anything new?", callable from C
+    # loops (sbe_gateway/core.pyx) without a Python call or exception per wake-up.
+    cdef bint c_prepare_wait(self) noexcept nogil
+    cdef void c_awake(self) noexcept nogil
+    cdef int c_drain_wakeups(self) noexcept nogil
+    cdef bint c_has_new(self) noexcept nogil

@@ -126,6 +126,8 @@ cdef extern from *:
     void bc_fence_release() nogil
     void bc_fence() nogil
     void bc_send_wake(int fd, uint64_t ring_id, int idx) nogil
+    ssize_t recv(int fd, void* buf, size_t n, int flags) nogil
+    int MSG_DONTWAIT
 
 MAGIC = int.from_bytes(b"VENUBCST", "little")
 VERSION = 1
@@ -385,6 +387,7 @@ cdef class Broadcast(_Mapped):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self.sock_fd = -1
         _Mapped.close(self)
 
     cdef uint64_t publish_ptr(self, const unsigned char* data, uint64_t n) noexcept nogil:
@@ -452,6 +455,7 @@ cdef class BroadcastReader(_Mapped):
         cdef BroadcastReader r = BroadcastReader.__new__(BroadcastReader)
         cdef uint64_t pub
         r.index = -1
+        r.sock_fd = -1
         r._open(path)
         pub = bc_load(r.published_p)
         if start == "latest":
@@ -499,6 +503,7 @@ cdef class BroadcastReader(_Mapped):
                 bc_store(&e[E_PID], pid)
                 continue
             self._sock = sock
+            self.sock_fd = sock.fileno()
             self._poll = select.poll()
             self._poll.register(sock.fileno(), select.POLLIN)
             self.index = i
@@ -518,6 +523,7 @@ cdef class BroadcastReader(_Mapped):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self.sock_fd = -1
         _Mapped.close(self)
 
     def __dealloc__(self):
@@ -607,8 +613,11 @@ cdef class BroadcastReader(_Mapped):
         """Announce that this reader is about to block on fileno(). True: nothing new, block now
         (a later publish will make the fd readable); False: records (or a lap) are there, or the
         ring is stale: take() / check stale() instead of blocking."""
-        cdef uint64_t pid
         _need_open(self)
+        return self.c_prepare_wait()
+
+    cdef bint c_prepare_wait(self) noexcept nogil:
+        cdef uint64_t pid
         bc_or32(self.sleep_mask, self.bit)
         bc_fence()   # the bit before reading `published` (Dekker with the producer)
         pid = bc_load(self.producer_pid_p)
@@ -622,19 +631,32 @@ cdef class BroadcastReader(_Mapped):
         producer makes no wake syscall until the next prepare_wait(). (No wake-up can be lost: the
         reader takes what is published before it calls prepare_wait() again, which re-checks.)"""
         _need_open(self)
+        self.c_awake()
+
+    cdef void c_awake(self) noexcept nogil:
         bc_and32(self.sleep_mask, ~self.bit)
 
     def drain_wakeups(self) -> int:
         """Call after the fd woke (or the wait ended): empties the wake socket, clears the sleeping
         bit; returns how many wake bytes were read."""
         _need_open(self)
+        return self.c_drain_wakeups()
+
+    cdef int c_drain_wakeups(self) noexcept nogil:
+        cdef char buf[64]
+        cdef int n = 0
+        cdef ssize_t got
         bc_and32(self.sleep_mask, ~self.bit)
-        n = 0
-        while True:
-            try:
-                n += len(self._sock.recv(64))
-            except BlockingIOError:
+        while self.sock_fd >= 0:
+            got = recv(self.sock_fd, buf, sizeof(buf), MSG_DONTWAIT)
+            if got <= 0:  # EAGAIN: empty (a datagram socket has no EOF)
                 return n
+            n += <int>got
+        return n
+
+    cdef bint c_has_new(self) noexcept nogil:
+        """Records (or a lap) wait to be taken: a cheap check for a bounded spin."""
+        return bc_load(self.published_p) != self._cursor
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """prepare_wait() + poll the fd (None: no timeout) + drain_wakeups(). True if take() has

@@ -20,6 +20,9 @@ never written to a session.
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
 from libcpp.deque cimport deque
@@ -63,6 +66,45 @@ from sbe_schemas.codecs cimport (
 
 from sbe_schemas import codecs
 
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        int fd
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
+    enum:
+        EPOLLIN
+        EPOLLOUT
+        EPOLLERR
+        EPOLLHUP
+        EPOLL_CTL_MOD
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t c_recv "recv"(int fd, void* buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void* buf, size_t n, int flags)
+    enum:
+        MSG_DONTWAIT
+        MSG_NOSIGNAL
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    enum:
+        CLOCK_REALTIME
+        CLOCK_MONOTONIC
+
+cdef inline int64_t _clock_ns(int clk) noexcept nogil:
+    cdef timespec t
+    clock_gettime(clk, &t)
+    return <int64_t>t.tv_sec * 1000000000 + t.tv_nsec
+
 DEF CL_ORD_BITS = 40
 DEF CL_ORD_MASK = (1 << 40) - 1
 DEF MAX_ACCOUNT = (1 << 24) - 1
@@ -97,6 +139,38 @@ cdef dict REJECT_OF_DECODE_ERROR = {
     "FRAME_LENGTH_MISMATCH": codecs.SessionRejectReason.FRAME_LENGTH_MISMATCH,
 }
 SESSION_REJECT = codecs.SessionRejectReason
+cdef uint8_t EXEC_NEW = codecs.ExecType.NEW
+cdef uint8_t EXEC_REPLACED = codecs.ExecType.REPLACED
+cdef uint8_t EXEC_TRIGGERED = codecs.ExecType.TRIGGERED
+cdef uint8_t EXEC_CANCELLED = codecs.ExecType.CANCELLED
+cdef uint8_t EXEC_EXPIRED = codecs.ExecType.EXPIRED
+cdef uint8_t EXEC_REJECTED = codecs.ExecType.REJECTED
+cdef uint8_t EXEC_FILL = codecs.ExecType.FILL
+cdef uint8_t EXEC_PARTIAL_FILL = codecs.ExecType.PARTIAL_FILL
+cdef uint8_t STATUS_NEW = codecs.OrdStatus.NEW
+cdef uint8_t STATUS_PARTIALLY_FILLED = codecs.OrdStatus.PARTIALLY_FILLED
+cdef uint8_t STATUS_FILLED = codecs.OrdStatus.FILLED
+cdef uint8_t STATUS_CANCELLED = codecs.OrdStatus.CANCELLED
+cdef uint8_t STATUS_EXPIRED = codecs.OrdStatus.EXPIRED
+cdef uint8_t STATUS_REJECTED = codecs.OrdStatus.REJECTED
+cdef uint8_t LIQUIDITY_TAKER = codecs.LiquidityIndicator.TAKER
+cdef uint8_t LIQUIDITY_MAKER = codecs.LiquidityIndicator.MAKER
+
+# poll() hands these to the Python loop as (what, session, detail); everything else it did itself
+POLL_ACCEPT = 1  # the listening socket is readable
+POLL_INPUT = 2  # on_input() returned detail (INPUT_LOGON / INPUT_LOGOUT / INPUT_CLOSE)
+POLL_EOF = 3  # the peer closed the connection
+POLL_READ_ERROR = 4  # recv failed with errno = detail
+POLL_CLOSE = 5  # the session is closing (session.close_reason): close it
+POLL_LAPPED = 6  # the outcome ring lapped this gateway: end every session
+DEF MAX_EVENTS = 64
+
+
+cdef inline list _later(list todo, int what, object session, object detail):
+    if todo is None:
+        todo = []
+    todo.append((what, session, detail))
+    return todo
 
 
 cdef class Session:
@@ -126,6 +200,8 @@ cdef class Session:
     cdef public Py_ssize_t in_pos
     cdef public Py_ssize_t frame_len
     cdef public bytearray out  # encoded frames waiting for the socket
+    cdef public bint want_write  # out did not fit the socket: waiting for EPOLLOUT
+    cdef bint dirty  # in GatewayCore.dirty: output added since the last flush
     cdef public str close_reason
     # counters
     cdef public uint64_t received
@@ -212,6 +288,15 @@ cdef class GatewayCore:
     cdef public uint64_t published
     cdef public uint64_t outcomes_seen
     cdef public uint64_t laps
+    # poll(): the epoll set (Python registers fds in it), sessions by fd, sessions with new output
+    cdef int epfd
+    cdef int listener_fd
+    cdef dict by_fd
+    cdef list dirty
+    cdef Py_ssize_t max_pending_out
+    cdef int64_t spin_ns
+    cdef uint64_t published_seen
+    cdef epoll_event events[MAX_EVENTS]
 
     def __init__(self, Ring ring, BroadcastReader reader, uint16_t gateway_id, Py_ssize_t max_frame=4096,
                  Py_ssize_t take_max=4096):
@@ -237,6 +322,12 @@ cdef class GatewayCore:
         self.rej = codecs.Reject()
         self.hb = codecs.Heartbeat()
         self.logout = codecs.Logout()
+        self.epfd = -1
+        self.listener_fd = -1
+        self.by_fd = {}
+        self.dirty = []
+        self.max_pending_out = 8 << 20
+        self.spin_ns = 0
 
     # ------------------------------------------------------------------ sessions
 
@@ -307,6 +398,9 @@ cdef class GatewayCore:
 
     cdef void _append(self, Session s, Py_ssize_t n) except *:
         cdef Py_ssize_t old = PyByteArray_GET_SIZE(s.out)
+        if not s.dirty:
+            s.dirty = True
+            self.dirty.append(s)
         PyByteArray_Resize(s.out, old + n)
         memcpy(PyByteArray_AS_STRING(s.out) + old, PyByteArray_AS_STRING(self.scratch), n)
 
@@ -354,8 +448,8 @@ cdef class GatewayCore:
         m.set_transact_time_ns(now)
         m.set_order_qty(qty)
         m.set_symbol_id(symbol)
-        m.set_exec_type(codecs.ExecType.REJECTED)
-        m.set_ord_status(codecs.OrdStatus.REJECTED)
+        m.set_exec_type(EXEC_REJECTED)
+        m.set_ord_status(STATUS_REJECTED)
         m.set_reason(<uint8_t>reason)
         m.set_side(side)
         self._append(s, m.frame())
@@ -612,6 +706,151 @@ cdef class GatewayCore:
         self.req.cmd.symbol = m.get_symbol_id()
         self._publish(s, seq, 13, now)
 
+    # ------------------------------------------------------------------ the I/O loop's steady state
+
+    def set_io(self, int epfd, int listener_fd, Py_ssize_t max_pending_out, int64_t spin_ns=0) -> None:
+        """The epoll set poll() waits on (the caller registers the listener, the outcome ring's wake
+        socket and each session's socket in it), the listener's fd, the output limit per session,
+        and how long poll() may spin for the engine's answer after publishing (0 = never)."""
+        self.epfd = epfd
+        self.listener_fd = listener_fd
+        self.max_pending_out = max_pending_out
+        self.spin_ns = spin_ns
+
+    def add_session(self, Session s) -> None:
+        """poll() reads s.fd from now on (a new connection, before its Logon)."""
+        self.by_fd[s.fd] = s
+
+    def remove_session(self, Session s) -> None:
+        """Call before closing s's socket: poll() forgets its fd and never writes to it again."""
+        if self.by_fd.get(s.fd) is s:
+            del self.by_fd[s.fd]
+        s.fd = -1
+
+    def poll(self, int timeout_ms):
+        """Wait up to timeout_ms for sockets or outcomes, then do the steady-state work in C: read
+        and handle established sessions' frames, route outcomes, write reports. Returns None, or a
+        list of (POLL_*, session, detail) that need the Python loop (accept, logon, close, ...)."""
+        cdef int n, i, fd
+        cdef uint32_t ev
+        cdef int64_t now, until
+        cdef PyObject* found
+        cdef Session s
+        cdef list todo = None
+        if timeout_ms != 0 and self.spin_ns > 0 and self.published != self.published_seen:
+            # A request just went to the engine: its answer usually comes within tens of µs, sooner
+            # than a sleep + wake-up round trip through the kernel.
+            until = _clock_ns(CLOCK_MONOTONIC) + self.spin_ns
+            while not self.reader.c_has_new() and _clock_ns(CLOCK_MONOTONIC) < until:
+                pass
+        self.published_seen = self.published
+        if timeout_ms != 0 and not self.reader.c_prepare_wait():
+            timeout_ms = 0  # outcomes arrived meanwhile
+        with nogil:
+            n = epoll_wait(self.epfd, self.events, MAX_EVENTS, timeout_ms)
+        self.reader.c_awake()  # the engine need not send wake bytes while we work
+        now = _clock_ns(CLOCK_REALTIME)
+        for i in range(n):
+            fd = self.events[i].data.fd
+            ev = self.events[i].events
+            if fd == self.listener_fd:
+                todo = _later(todo, POLL_ACCEPT, None, None)
+                continue
+            if fd == self.reader.sock_fd:
+                self.reader.c_drain_wakeups()
+                continue
+            found = PyDict_GetItem(self.by_fd, fd)
+            if found == NULL:
+                continue
+            s = <Session>found
+            if ev & EPOLLOUT:
+                s.want_write = False
+                self._watch(s, EPOLLIN)
+                if not s.dirty:
+                    s.dirty = True
+                    self.dirty.append(s)
+            if ev & (EPOLLIN | EPOLLHUP | EPOLLERR):
+                todo = self._receive(s, now, todo)
+        if self.drain_outcomes() < 0:
+            todo = _later(todo, POLL_LAPPED, None, None)
+        if self.late_cancels:
+            self.retry_late_cancels()
+        if self.dirty:
+            todo = self._flush_dirty(now, todo)
+        return todo
+
+    cdef void _watch(self, Session s, uint32_t events) noexcept:
+        cdef epoll_event e
+        e.events = events
+        e.data.fd = s.fd
+        epoll_ctl(self.epfd, EPOLL_CTL_MOD, s.fd, &e)
+
+    cdef list _receive(self, Session s, int64_t now, list todo):
+        """One read (at most a buffer) and the whole frames in it. Epoll is level-triggered: what is
+        left comes next round, after this round's outcomes were taken, so a client pouring orders
+        in can neither starve other sessions nor make the engine lap this gateway."""
+        cdef char* p
+        cdef ssize_t got
+        cdef Py_ssize_t room
+        cdef int action
+        while True:
+            p = PyByteArray_AS_STRING(s.inbuf)
+            if s.in_pos:
+                memmove(p, p + s.in_pos, s.in_len - s.in_pos)
+                s.in_len -= s.in_pos
+                s.in_pos = 0
+            room = PyByteArray_GET_SIZE(s.inbuf) - s.in_len
+            if room == 0:  # cannot happen with max_frame < the buffer; never spin on it
+                s.close_reason = "input buffer full"
+                s.state = SESSION_CLOSING
+                return _later(todo, POLL_CLOSE, s, None)
+            got = c_recv(s.fd, p + s.in_len, room, MSG_DONTWAIT)
+            if got > 0:
+                s.in_len += got
+                action = self.on_input(s, now)
+                if action != INPUT_MORE:
+                    return _later(todo, POLL_INPUT, s, action)
+                return todo
+            if got == 0:
+                return _later(todo, POLL_EOF, s, None)
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN:
+                return todo
+            return _later(todo, POLL_READ_ERROR, s, errno)
+
+    cdef list _flush_dirty(self, int64_t now, list todo):
+        """Write the sessions' new output; what the socket does not take waits for EPOLLOUT."""
+        cdef Session s
+        cdef Py_ssize_t size
+        cdef ssize_t sent
+        cdef list dirty = self.dirty
+        self.dirty = []
+        for s in dirty:
+            s.dirty = False
+            if s.fd < 0:
+                continue  # closed meanwhile
+            size = PyByteArray_GET_SIZE(s.out)
+            if size > self.max_pending_out:
+                s.close_reason = f"client not reading ({size} bytes of reports queued)"
+                s.state = SESSION_CLOSING
+            if s.state == SESSION_CLOSING:
+                todo = _later(todo, POLL_CLOSE, s, None)
+                continue
+            if size == 0 or s.want_write:
+                continue
+            sent = c_send(s.fd, PyByteArray_AS_STRING(s.out), size, MSG_DONTWAIT | MSG_NOSIGNAL)
+            if sent > 0:
+                del s.out[:sent]
+                s.last_tx_ns = now
+            elif sent < 0 and errno != EAGAIN and errno != EINTR:
+                del s.out[:]  # the peer is gone; the read side notices and closes
+                continue
+            if PyByteArray_GET_SIZE(s.out):
+                s.want_write = True
+                self._watch(s, EPOLLIN | EPOLLOUT)
+        return todo
+
     # ------------------------------------------------------------------ outcomes
 
     def drain_outcomes(self) -> int:
@@ -716,23 +955,23 @@ cdef class GatewayCore:
         cdef uint8_t exec_type, status
         cdef Session s
         if t == EV_ACCEPTED:
-            exec_type = codecs.ExecType.NEW
-            status = codecs.OrdStatus.NEW
+            exec_type = EXEC_NEW
+            status = STATUS_NEW
         elif t == EV_REPLACED:
-            exec_type = codecs.ExecType.REPLACED
-            status = codecs.OrdStatus.PARTIALLY_FILLED if o.ev.filled > 0 else codecs.OrdStatus.NEW
+            exec_type = EXEC_REPLACED
+            status = STATUS_PARTIALLY_FILLED if o.ev.filled > 0 else STATUS_NEW
         elif t == EV_TRIGGERED:
-            exec_type = codecs.ExecType.TRIGGERED
-            status = codecs.OrdStatus.PARTIALLY_FILLED if o.ev.filled > 0 else codecs.OrdStatus.NEW
+            exec_type = EXEC_TRIGGERED
+            status = STATUS_PARTIALLY_FILLED if o.ev.filled > 0 else STATUS_NEW
         elif t == EV_CANCELLED:
-            exec_type = codecs.ExecType.CANCELLED
-            status = codecs.OrdStatus.CANCELLED
+            exec_type = EXEC_CANCELLED
+            status = STATUS_CANCELLED
         elif t == EV_EXPIRED:
-            exec_type = codecs.ExecType.EXPIRED
-            status = codecs.OrdStatus.EXPIRED
+            exec_type = EXEC_EXPIRED
+            status = STATUS_EXPIRED
         else:
-            exec_type = codecs.ExecType.REJECTED
-            status = codecs.OrdStatus.REJECTED
+            exec_type = EXEC_REJECTED
+            status = STATUS_REJECTED
         for s in sessions:
             m._encode(self.scratch, 6)
             m.set_seq_num(s.next_out_seq)
@@ -781,8 +1020,8 @@ cdef class GatewayCore:
             m.set_last_px(o.ev.price)
             m.set_last_qty(o.ev.qty)
             m.set_symbol_id(o.ev.symbol)
-            m.set_exec_type(codecs.ExecType.FILL if leaves == 0 else codecs.ExecType.PARTIAL_FILL)
-            m.set_ord_status(codecs.OrdStatus.FILLED if leaves == 0 else codecs.OrdStatus.PARTIALLY_FILLED)
+            m.set_exec_type(EXEC_FILL if leaves == 0 else EXEC_PARTIAL_FILL)
+            m.set_ord_status(STATUS_FILLED if leaves == 0 else STATUS_PARTIALLY_FILLED)
             if taker:
                 m.set_side(o.ev.side)
             else:
@@ -793,7 +1032,7 @@ cdef class GatewayCore:
             fills.set_fill_px(o.ev.price)
             fills.set_fill_qty(o.ev.qty)
             fills.set_engine_seq(o.ev.seq)
-            fills.set_liquidity(codecs.LiquidityIndicator.TAKER if taker else codecs.LiquidityIndicator.MAKER)
+            fills.set_liquidity(LIQUIDITY_TAKER if taker else LIQUIDITY_MAKER)
             self._append(s, m.frame())
 
     cdef void _cancel_rejects(self, list sessions, const Outcome* o) except *:

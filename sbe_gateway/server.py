@@ -39,6 +39,12 @@ from sbe_gateway.core import (
     INPUT_CLOSE,
     INPUT_LOGON,
     INPUT_LOGOUT,
+    POLL_ACCEPT,
+    POLL_CLOSE,
+    POLL_EOF,
+    POLL_INPUT,
+    POLL_LAPPED,
+    POLL_READ_ERROR,
     SESSION_AWAIT_LOGON,
     SESSION_CLOSING,
     SESSION_ESTABLISHED,
@@ -68,7 +74,6 @@ class Connection:
     sock: socket.socket
     session: Session
     peer: str
-    want_write: bool = False
 
 
 class GatewayServer:
@@ -93,6 +98,8 @@ class GatewayServer:
         self.epoll = select.epoll()
         self.epoll.register(self.listener.fileno(), select.EPOLLIN)
         self.epoll.register(self.reader.fileno(), select.EPOLLIN)
+        self.core.set_io(self.epoll.fileno(), self.listener.fileno(), settings.max_pending_out,
+                         int(settings.spin_us * 1000))
         self.connections: dict[int, Connection] = {}
         self.by_key: dict[int, Connection] = {}
         self.pending_cancels: list[Session] = []  # cancel-on-disconnect waiting for ring space
@@ -142,33 +149,42 @@ class GatewayServer:
     def serve(self, stop: Any) -> None:
         next_timer = time.monotonic() + TIMER_S
         while not stop:
-            wait = max(0.0, next_timer - time.monotonic())
-            if not self.reader.prepare_wait():
-                wait = 0.0  # outcomes arrived meanwhile
-            events = self.epoll.poll(wait)
-            self.reader.awake()  # awake now: the engine need not send wake bytes while we work
-            now = time.time_ns()
-            for fd, mask in events:
-                if fd == self.listener.fileno():
-                    self._accept(now)
-                elif fd == self.reader.fileno():
-                    self.reader.drain_wakeups()
-                else:
-                    conn = self.connections.get(fd)
-                    if conn is None:
-                        continue
-                    if mask & select.EPOLLOUT:
-                        conn.want_write = False
-                        self.epoll.modify(fd, select.EPOLLIN)
-                    if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                        self._read(conn, now)
-            if self.core.drain_outcomes() < 0:
-                self._lapped(now)
-            self._flush_all()
+            wait_ms = max(0, int((next_timer - time.monotonic()) * 1000 + 0.999))
+            todo = self.core.poll(wait_ms)  # the steady state (frames, outcomes, reports) is in C
+            if todo:
+                self._handle(todo)
+            if self.pending_cancels:
+                self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
             if time.monotonic() >= next_timer:
                 self._timers(time.time_ns())
                 next_timer = time.monotonic() + TIMER_S
         self.shutdown()
+
+    def _handle(self, todo: list[tuple[int, Session | None, Any]]) -> None:
+        """What the C loop leaves to Python: new connections, logons, logouts, closes, a lap."""
+        now = time.time_ns()
+        for what, session, detail in todo:
+            if what == POLL_ACCEPT:
+                self._accept(now)
+                continue
+            if what == POLL_LAPPED:
+                self._lapped(now)
+                continue
+            conn = self.connections.get(session.fd)
+            if conn is None or conn.session is not session:
+                continue  # closed by an earlier item
+            if what == POLL_INPUT:
+                if self._act(conn, detail, now):
+                    self._read(conn, now)  # the rest of what the socket holds
+                    if self.connections.get(conn.session.fd) is conn:
+                        self._flush(conn)  # e.g. the LogonAck
+            elif what == POLL_EOF:
+                self._closed_by_peer(conn, now)
+            elif what == POLL_READ_ERROR:
+                self._close(conn, f"read error: {os.strerror(detail)}", now)
+            elif what == POLL_CLOSE:
+                self._flush(conn)
+                self._close(conn, session.close_reason or "closing", now)
 
     def _accept(self, now: int) -> None:
         while True:
@@ -190,8 +206,10 @@ class GatewayServer:
             conn = Connection(sock, session, f"{addr[0]}:{addr[1]}")
             self.connections[sock.fileno()] = conn
             self.epoll.register(sock.fileno(), select.EPOLLIN)
+            self.core.add_session(session)
 
     def _read(self, conn: Connection, now: int) -> None:
+        """Read and handle input in Python (after a logon, until the socket is empty)."""
         s = conn.session
         while True:
             tail = s.writable_tail()
@@ -209,33 +227,43 @@ class GatewayServer:
             finally:
                 tail.release()
             if got == 0:
-                partial = s.in_len - s.in_pos
-                detail = f" mid-frame ({partial} bytes)" if partial else ""
-                self._close(conn, "connection closed by peer" + detail,
-                            now)
+                self._closed_by_peer(conn, now)
                 return
             s.in_len += got
-            while True:
-                action = self.core.on_input(s, now)
-                if action == INPUT_LOGON:
-                    self._logon(conn, now)
-                    if s.state != SESSION_ESTABLISHED:
-                        self._flush(conn)
-                        self._close(conn, s.close_reason, now)
-                        return
-                    continue
-                if action == INPUT_LOGOUT:
-                    self.core.send_logout(s, codecs.LogoutReason.CLIENT_REQUEST, now)
-                    self._flush(conn)
-                    self._close(conn, "logout", now)
-                    return
-                if action == INPUT_CLOSE:
-                    self._flush(conn)
-                    self._close(conn, s.close_reason, now)
-                    return
-                break
+            if not self._act(conn, self.core.on_input(s, now), now):
+                return
             if got < room:
                 return
+
+    def _act(self, conn: Connection, action: int, now: int) -> bool:
+        """Carry out on_input()'s result, handling further frames after a logon; False if the
+        connection was closed."""
+        s = conn.session
+        while True:
+            if action == INPUT_LOGON:
+                self._logon(conn, now)
+                if s.state != SESSION_ESTABLISHED:
+                    self._flush(conn)
+                    self._close(conn, s.close_reason, now)
+                    return False
+                action = self.core.on_input(s, now)
+                continue
+            if action == INPUT_LOGOUT:
+                self.core.send_logout(s, codecs.LogoutReason.CLIENT_REQUEST, now)
+                self._flush(conn)
+                self._close(conn, "logout", now)
+                return False
+            if action == INPUT_CLOSE:
+                self._flush(conn)
+                self._close(conn, s.close_reason, now)
+                return False
+            return True
+
+    def _closed_by_peer(self, conn: Connection, now: int) -> None:
+        s = conn.session
+        partial = s.in_len - s.in_pos
+        self._close(conn, "connection closed by peer" + (f" mid-frame ({partial} bytes)" if partial else ""),
+                    now)
 
     # ---------------------------------------------------------------- logon
 
@@ -309,7 +337,7 @@ class GatewayServer:
             s.close_reason = f"client not reading ({len(s.out)} bytes of reports queued)"
             s.state = SESSION_CLOSING
             return
-        if not s.out or conn.want_write:
+        if not s.out or s.want_write:
             return
         try:
             sent = conn.sock.send(s.out)
@@ -322,18 +350,8 @@ class GatewayServer:
             del s.out[:sent]
             s.last_tx_ns = time.time_ns()
         if s.out:
-            conn.want_write = True
+            s.want_write = True
             self.epoll.modify(conn.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
-
-    def _flush_all(self) -> None:
-        for conn in list(self.connections.values()):
-            if conn.session.out:
-                self._flush(conn)
-            if conn.session.state == SESSION_CLOSING:  # e.g. a client that stopped reading
-                self._close(conn, conn.session.close_reason or "closing", time.time_ns())
-        if self.pending_cancels:
-            self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
-        self.core.retry_late_cancels()
 
     def _timers(self, now: int) -> None:
         if self.reader.stale():  # the engine stopped or was replaced: this gateway's rings are gone
@@ -389,6 +407,7 @@ class GatewayServer:
             self.epoll.unregister(fd)
         except OSError:
             pass
+        self.core.remove_session(s)  # before the fd can be reused by a new connection
         conn.sock.close()
         s.state = SESSION_CLOSING
         self.closed_sessions += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -317,6 +318,64 @@ def test_a_full_command_ring_answers_busy(tmp_path: Path) -> None:
         assert 50 <= len(accepted) <= 64
         busy_ones = [answers[cl] for cl in ids if cl not in accepted]
         assert all(m["reason"] == codecs.SessionRejectReason.BUSY for m in busy_ones)
+
+
+def _small_window_client(venue: RunningVenue, name: str) -> SbeClient:
+    """A session whose socket takes little at a time, so the gateway's output must wait for it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window follows
+    sock.settimeout(5.0)
+    sock.connect(("127.0.0.1", venue.port))
+    client = SbeClient(sock)
+    venue.clients.append(client)
+    client.logon(*venue.keys[name])
+    return client
+
+
+def _send_iocs(client: SbeClient, count: int) -> list[int]:
+    ids = [next_id() for _ in range(count)]
+    for cl in ids:  # far from the book: each is accepted, then expires (two reports)
+        client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000,
+                         tif=codecs.TimeInForce.IOC)
+    return ids
+
+
+def test_a_slow_reader_gets_every_report_and_one_that_never_reads_is_cut_off(tmp_path: Path) -> None:
+    with running_venue(tmp_path, ["sbe.throttle_per_s=0", "sbe.max_pending_out=1048576",
+                                  "engine.command_ring_slots=16384"]) as venue:
+        # ~600 kB of reports for a socket that takes a few kB at a time: the gateway queues them and
+        # writes as the client reads, in order, none lost.
+        slow = _small_window_client(venue, "demo-1")
+        ids = _send_iocs(slow, 2500)
+        time.sleep(0.5)
+        reports: list[dict] = []
+        deadline = time.monotonic() + 20
+        while len(reports) < 2 * len(ids) and time.monotonic() < deadline:
+            reports += [m for m in slow.read(0.2) if m["template"] == ER]
+        assert [m["cl_ord_id"] for m in reports[::2]] == ids
+        assert all(m["exec_type"] == NEW for m in reports[::2])
+        seqs = [m["seq_num"] for m in reports]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+        # One that never reads: over max_pending_out queued, the gateway disconnects it; another
+        # session on the gateway notices nothing.
+        stuck = _small_window_client(venue, "demo-2")
+        # ~9 MB of reports: over what the kernel buffers (its send buffer grows to 4 MB) + 1 MB
+        try:
+            _send_iocs(stuck, 40_000)
+        except ConnectionError:
+            pass  # cut off while still sending
+        other = venue.client("demo-3")
+        cl = next_id()
+        other.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+        assert report(other, cl, NEW)["account_id"] == venue.accounts["demo-3"]
+        time.sleep(1.0)
+        got = 0
+        with pytest.raises(ConnectionError):  # what was in flight, then the connection is gone
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                got += len(stuck.read(0.2))
+        assert got < 2 * 40_000  # cut off, not served in full
 
 
 def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: Path) -> None:
