@@ -54,6 +54,7 @@ from sbe_gateway.core import (
 from sbe_schemas import codecs
 from venue.auth import check_logon
 from venue.config import VenueConfig
+from venue.cpu import use_cpus, use_rt_priority
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
 from venue.supervisor import StopSignal
@@ -454,12 +455,11 @@ def gateway_main(config: VenueConfig, gateway_id: int, port: int | None, ready: 
         print(f"sbe gateway {gateway_id}: {message}", flush=True)
 
     try:
+        use_cpus(config.sbe.cpus, log)
         server = GatewayServer(config, gateway_id, port=port, log=log)
     except Exception as exc:
         ready.send(("error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
-    from venue.engine_service import use_rt_priority
-
     use_rt_priority(config.sbe.rt_priority, log)
     ready.send(("ready", {"pid": os.getpid(), "port": server.port, "host": config.sbe.host}))
     try:

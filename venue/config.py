@@ -73,6 +73,7 @@ class EngineSettings:
     # SCHED_FIFO priority of the engine process (0 = normal scheduling). Needs CAP_SYS_NICE and the
     # "block" wait: a FIFO process that spins starves the machine until RT throttling stops it.
     rt_priority: int = field(default=0, metadata={"min": 0})
+    cpus: str = field(default="", metadata={"cpu_list": True})  # CPUs to pin to ("1", "0-1"); "" = any
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class SbeSettings:
     # After publishing a request, spin up to this long for the engine's answer instead of sleeping
     # (a sleep + wake-up costs tens of µs on a VM); 0 = always sleep.
     spin_us: float = field(default=0.0, metadata={"min": 0, "max": 1000})
+    cpus: str = field(default="", metadata={"cpu_list": True})  # CPUs to pin to ("1", "0-1"); "" = any
     log_sessions: bool = True  # a line per logon and per closed session (why it closed)
 
 
@@ -291,6 +293,13 @@ def _article(type_name: str) -> str:
 
 
 def _check_bounds(value: Any, metadata: typing.Mapping[str, Any], key: str) -> None:
+    if metadata.get("cpu_list"):
+        from venue.cpu import CpuListError, parse_cpu_list
+
+        try:
+            parse_cpu_list(value)
+        except CpuListError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     choices = metadata.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
