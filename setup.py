@@ -33,11 +33,12 @@ def extension(pyx_path: str) -> Extension:
 setup(
     packages=["venue", "core_cython", "journal", "bench", "sbe_schemas", "sbe_gateway"],
     package_data={"core_cython": ["*.pxd", "*.pyx"], "bench": ["*.pyx"],
-                  "sbe_schemas": ["*.xml", "*.pxd", "*.pyx"], "sbe_gateway": ["*.pyx"]},
+                  "sbe_schemas": ["*.xml", "*.pxd", "*.pyx"], "sbe_gateway": ["*.pyx"],
+                  "journal": ["*.pyx"]},
     ext_modules=cythonize(
         [extension(p) for p in sorted(glob("core_cython/*.pyx") + glob("bench/*.pyx")
                                       + glob("sbe_gateway/*.pyx"))]
-        + [extension("sbe_schemas/codecs.pyx")],
+        + [extension("sbe_schemas/codecs.pyx"), extension("journal/codec.pyx")],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,
                              "cdivision": True, "initializedcheck": False},
     ),

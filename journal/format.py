@@ -26,7 +26,8 @@ A *snapshot* value (key = big-endian cmd seq after which it was taken):
     68      4     reserved (0)
     72      ...   engine snapshot blob
 
-Everything here is pure encoding/decoding: no LMDB, no engine.
+Everything here is pure encoding/decoding: no LMDB, no engine. Journal.append encodes batches with
+journal/codec.pyx, the same bytes in one C call; encode_batch here is the reference it is tested against.
 """
 
 from __future__ import annotations

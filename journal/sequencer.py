@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from core_cython.engine import Engine
-from core_cython.records import COMMAND_DTYPE
+from journal.codec import stamp_commands
 from journal.errors import JournalError
 from journal.replay import recover_engine, settle_funds_mode
 from journal.store import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_SYNC_INTERVAL_S, Durability, Journal
@@ -57,15 +57,17 @@ class JournaledEngine:
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
         funds: bool | None = None,
+        writemap: bool | None = None,
     ) -> JournaledEngine:
         """Open (creating if needed) and recover: newest valid snapshot + replay of the command tail.
 
         verify_events: also check that the replayed events equal the journaled ones byte for byte.
         funds: the engine mode; None = the journal's (core for a new journal). A new journal records
         it; an existing one in the other mode raises JournalError.
+        writemap: see Journal (None: where it is safe, in async mode).
         """
         journal = Journal(path, durability=durability, map_size=map_size, max_map_size=max_map_size,
-                          sync_interval_s=sync_interval_s)
+                          sync_interval_s=sync_interval_s, writemap=writemap)
         try:
             funds = settle_funds_mode(journal, funds)
             engine = recover_engine(journal, verify_events=verify_events, progress=progress, funds=funds)
@@ -96,18 +98,18 @@ class JournaledEngine:
         command) and `seq` fields are filled in place. Returns the batch's events: a view into the
         engine valid until the next submit(). When this returns, the batch is committed.
         """
-        self._check_usable()
-        if cmds.dtype != COMMAND_DTYPE or not cmds.flags.c_contiguous or not cmds.flags.writeable:
-            raise TypeError("cmds must be a writable, C-contiguous COMMAND_DTYPE array")
-        if len(cmds) == 0:
-            return self.engine.events()[:0]
-        cmds["ts"] = now_ns
+        if self._failure is not None:
+            self._check_usable()
+        engine = self.engine
+        # The type checks and the ts stamp in one C call (TypeError as the numpy checks raised).
+        if stamp_commands(cmds, now_ns) == 0:
+            return engine.events()[:0]
         try:
-            self.engine.process(cmds)
-            events = self.engine.events()
+            engine.process(cmds)
+            events = engine.events()
             snapshot = None
-            due = self.engine.last_event_seq - self._snapshot_event_seq
-            if self.snapshot_every_events and due >= self.snapshot_every_events:
+            every = self.snapshot_every_events
+            if every and engine.last_event_seq - self._snapshot_event_seq >= every:
                 snapshot = self._snapshot_blob()
             self.journal.append(cmds, events, snapshot=snapshot)
         except BaseException as exc:

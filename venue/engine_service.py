@@ -76,8 +76,10 @@ class EngineService:
                                          OUTCOME_SIZE)
         self._raw = bytearray(self.max_batch * REQUEST_SIZE)
         self._cmds = new_commands(self.max_batch)
+        self._cmd_bytes = self._cmds.view(np.uint8)  # made once: a numpy view costs ~0.4 µs a batch
         self._origins = bytearray(self.max_batch * ORIGIN_SIZE)
         self._out = bytearray(self.max_batch * 8 * OUTCOME_SIZE)
+        self._out_view = memoryview(self._out)
         self.stats = ServiceStats()
 
     @staticmethod
@@ -97,18 +99,19 @@ class EngineService:
         n = self.commands.take(self._raw, timeout_ns=timeout_ns, wait=self.wait)
         if n == 0:
             return 0  # (an async journal is fsync'ed by its own thread, off this one)
-        cmds = self._cmds[:n]
-        self.stats.refused_ops += split_requests(self._raw, n, self._cmds.view(np.uint8),
-                                                       self._origins)
-        events = self.engine.submit(cmds, time.time_ns())  # committed when it returns
+        stats = self.stats
+        stats.refused_ops += split_requests(self._raw, n, self._cmd_bytes, self._origins)
+        engine = self.engine
+        events = engine.submit(self._cmds[:n], time.time_ns())  # committed when it returns
         m = len(events)
         if m * OUTCOME_SIZE > len(self._out):
             self._out = bytearray(2 * m * OUTCOME_SIZE)
-        published = join_outcomes(events.view(np.uint8).reshape(-1), m, self._origins, n,
-                                  int(cmds[0]["seq"]), self._out)
+            self._out_view = memoryview(self._out)
+        # The batch's commands are the engine's last n (the journal checked that they are gap-free).
+        published = join_outcomes(events.view(np.uint8), m, self._origins, n, engine.last_cmd_seq - n + 1,
+                                  self._out)
         if published:
-            self.outcomes.publish_many(memoryview(self._out)[: published * OUTCOME_SIZE])
-        stats = self.stats
+            self.outcomes.publish_many(self._out_view[: published * OUTCOME_SIZE])
         stats.batches += 1
         stats.commands += n
         stats.events += m
