@@ -30,6 +30,7 @@ from core_cython.envelope import ORIGIN_SIZE, OUTCOME_SIZE, REQUEST_SIZE, join_o
 from core_cython.records import new_commands
 from core_cython.ring import Ring
 from venue.config import VenueConfig
+from venue.cpu import use_cpus, use_rt_priority
 from venue.supervisor import StopSignal
 
 COMMANDS_RING = "commands.ring"
@@ -145,18 +146,6 @@ class EngineService:
         self.commands.close()
 
 
-def use_rt_priority(priority: int, log: Any = None) -> None:
-    """SCHED_FIFO for this process (0: leave it). With the engine, the gateways and clients on
-    2 cores, CFS wake-up preemption and time slices were most of the e2e p99.9."""
-    if priority <= 0:
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except OSError as exc:
-        if log:
-            log(f"SCHED_FIFO {priority} refused ({exc.strerror}); running with normal scheduling")
-
-
 def engine_main(config: VenueConfig, ready: Any) -> None:
     """Entry point of the engine process (multiprocessing target).
 
@@ -169,6 +158,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
 
     stop = StopSignal().install_in_child()
     try:
+        use_cpus(config.engine.cpus)  # first: the journal's flusher thread inherits it
         lock = hold_engine_lock(config.journal.path)  # admin commands see that the venue is running
         with lock, open_venue(config) as venue:
             created, demo_accounts = prepare_demo_accounts(venue, config)
