@@ -32,6 +32,7 @@ class E2EResult:
     engine: dict[str, Any]  # the engine's final report: commands, batches, seqs
     gateway_restarts: int
     overrides: list[str]
+    client: dict[str, Any]  # the load generator's own options (busy_poll, cpus)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +56,8 @@ def e2e_config(directory: Path, durability: str, sessions: int, extra: list[str]
 
 
 def run_e2e(label: str, *, durability: str = "async", sessions: int = 4, rate: float = 10_000.0,
-            duration: float = 10.0, seed: int = 42, extra: list[str] = ()) -> E2EResult:
+            duration: float = 10.0, seed: int = 42, extra: list[str] = (), busy_poll: bool = False,
+            client_cpus: str = "") -> E2EResult:
     from venue.supervisor import temporary_venue
 
     directory = Path(tempfile.mkdtemp(prefix="venue-e2e-"))
@@ -72,11 +74,12 @@ def run_e2e(label: str, *, durability: str = "async", sessions: int = 4, rate: f
             mid = instrument.to_ticks(config.demo.mid[instrument.symbol])
             result: LoadgenResult = run_loadgen(
                 port=gateway["port"], credentials=credentials, sessions=sessions, rate=rate,
-                duration=duration, seed=seed, mid_ticks=mid, symbol_id=ready["symbol_ids"][instrument.symbol])
+                duration=duration, seed=seed, mid_ticks=mid, symbol_id=ready["symbol_ids"][instrument.symbol],
+                busy_poll=busy_poll, cpus=client_cpus)
             restarts = supervisor.gateways[0].restarts
         final = supervisor.engine_final  # the engine's report, collected by stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return E2EResult(label, durability, sessions, rate, duration, seed, result.as_dict(), final, restarts,
-                     list(extra))
+                     list(extra), {"busy_poll": busy_poll, "cpus": client_cpus})
 

@@ -2,8 +2,9 @@
 # distutils: language = c++
 """Hot path of `venue loadgen`: encode due NewOrders straight into per-session send buffers, write
 them with non-blocking send(), decode whatever recv() brought and record latencies into preallocated
-arrays. Python (bench/loadgen.py) only waits in select() and calls in here, so no Python object is
-made per message.
+arrays. pump() is the steady-state loop (send on schedule, epoll, receive) in C; it returns to Python
+(bench/loadgen.py) only when a session ended or the run is over, so no Python object is made per
+message and no Python code runs per wake-up.
 
 Load model: order k of the run is planned at t0 + k / rate and belongs to session k % sessions.
 Latency of order k = arrival of the first venue message that answers it (an ExecutionReport for its
@@ -17,10 +18,14 @@ clock. A session with fd -1 has no socket: its output stays in the buffer (take_
 comes from feed(), which is how the tests drive the logic deterministically.
 """
 
-from libc.errno cimport EAGAIN, EINTR, errno
+from cpython.exc cimport PyErr_CheckSignals
+from libc.errno cimport EAGAIN, EINTR, ENOSYS, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+from posix.types cimport sigset_t
+from posix.unistd cimport close as c_close
 
 from sbe_schemas.codecs cimport (
     CancelReject,
@@ -39,6 +44,9 @@ from sbe_schemas.codecs cimport (
     Heartbeat,
     Heartbeat_TEMPLATE_ID,
     LiquidityIndicator_TAKER,
+    Logon,
+    Logon_TEMPLATE_ID,
+    LogonAck,
     Logout,
     Logout_TEMPLATE_ID,
     LogoutReason_CLIENT_REQUEST,
@@ -62,13 +70,50 @@ from sbe_schemas.codecs cimport (
     TimeInForce_IOC,
 )
 
+import os
+
 import numpy as np
+
+from sbe_schemas.codecs import DecodeError
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_send "send"(int fd, const void* buf, size_t n, int flags)
     ssize_t c_recv "recv"(int fd, void* buf, size_t n, int flags)
+    int c_accept4 "accept4"(int fd, void* addr, void* addrlen, int flags)
+    int setsockopt(int fd, int level, int name, const void* value, unsigned int length)
     enum: MSG_DONTWAIT
     enum: MSG_NOSIGNAL
+    enum: SOCK_CLOEXEC
+
+cdef extern from "<netinet/in.h>" nogil:
+    enum: IPPROTO_TCP
+
+cdef extern from "<netinet/tcp.h>" nogil:
+    enum: TCP_NODELAY
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        void* ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    enum: EPOLLIN
+    enum: EPOLLOUT
+    enum: EPOLLERR
+    enum: EPOLLHUP
+    enum: EPOLL_CTL_ADD
+    enum: EPOLL_CTL_MOD
+    enum: EPOLL_CTL_DEL
+    enum: EPOLL_CLOEXEC
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
+    int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms)
+    # glibc >= 2.35, Linux >= 5.11: a timespec timeout, so a wait ends on the planned ns, not the ms
+    int epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* timeout,
+                     const sigset_t* sigmask)
 
 cdef enum:
     # Largest frame accepted from the venue: an ExecutionReport of a taker that swept ~8,000 levels.
@@ -88,17 +133,22 @@ cdef enum:
     RESTING = 2
     DONE = 3
 
-# receive() status
+# receive() status, and why a session ended in pump()
 cdef enum:
     R_OK = 0
     R_EOF = 1
     R_LOGOUT = 2
-    R_ERROR = 3
+    R_ERROR = 3  # errno in session_info (a failed recv or send)
+    R_UNDECODABLE = 4  # pump() only: the venue's stream could not be decoded
 
 RECV_OK = R_OK
 RECV_EOF = R_EOF
 RECV_LOGOUT = R_LOGOUT
 RECV_ERROR = R_ERROR
+RECV_UNDECODABLE = R_UNDECODABLE
+
+cdef enum:
+    IDLE_WAIT_NS = 100000000  # pump() wait when nothing is timed (every session blocked on its socket)
 
 cdef enum:
     C_SENT
@@ -172,6 +222,11 @@ cdef class _Session:
     cdef int logout_reason  # the venue's Logout reason, -1 until it sends one
     cdef bint eof
     cdef int error  # errno of a failed send/recv, 0 if none
+    cdef int end_status  # why it ended (R_*), R_OK while alive
+    cdef bint unreported  # ended where no caller was told (pump() hands it to Python)
+    cdef object decode_error  # the DecodeError that ended it inside pump(), else None
+    cdef bint watched  # in pump()'s set (its fd in the epoll, if it has a socket)
+    cdef bint out_watched  # EPOLLOUT registered: bytes are waiting for the socket
     cdef int64_t next_k  # next order of this session to send
     cdef uint64_t next_seq  # seqNum of our next application message
     cdef uint64_t in_seq  # seqNum expected from the venue next (0: not checked yet)
@@ -241,10 +296,17 @@ cdef class LoadClient:
     cdef readonly int64_t qty_min
     cdef readonly int64_t qty_max
     cdef readonly double ioc_share
+    cdef public bint busy_poll  # pump() never sleeps: polls the sockets and the clock (a core of its own)
     cdef readonly int64_t last_sent_ns  # monotonic time of the last order sent, 0 if none
     cdef readonly int64_t last_answer_ns  # monotonic time of the last first answer, 0 if none
     cdef readonly object latency_ns  # int64 per order: arrival of the first answer - planned, -1 until then
     cdef readonly object sent_ns  # int64 per order: monotonic time it went into the send buffer, -1 if not
+    # int64 per order: the first answer's transactTime (the engine's clock when it took the batch)
+    # minus the planned send time on the wall clock; -1 until answered by an ExecutionReport. On one
+    # machine this splits a round trip into "to the engine" and "back from it".
+    cdef readonly object inbound_ns
+    cdef int64_t[::1] inb
+    cdef readonly int64_t wall_offset_ns  # wall clock - monotonic clock at start()
     cdef readonly object trade_ids  # uint64 trade ids of every fill seen (first trade_count of them)
     cdef readonly int64_t trade_count
     cdef int64_t[::1] lat
@@ -257,10 +319,25 @@ cdef class LoadClient:
     cdef int64_t er_reasons[256]  # first answers that were ExecutionReport REJECTED, by RejectReason
     cdef int64_t session_reasons[256]  # Reject answers by SessionRejectReason
     cdef int64_t exec_types[256]  # every ExecutionReport by execType (a venue may ack first, fill later)
+    # pump() state, kept across its returns to Python
+    cdef int64_t _drain_end  # -1 while the schedule runs, then when the drain ends
+    cdef int _epfd
+    cdef epoll_event* _events
+    cdef int _watched  # sessions in the pump's set
+    cdef int _unreported  # sessions ended and not handed to Python yet
+    cdef bint _no_pwait2  # the kernel lacks epoll_pwait2: ms timeouts
+
+    def __dealloc__(self):
+        if self._epfd >= 0:
+            c_close(self._epfd)
+        free(self._events)
 
     def __cinit__(self, int sessions, int64_t total, double rate, *, uint64_t cl_ord_id_base,
                   uint64_t seed, uint32_t symbol_id, int64_t mid_ticks, int64_t spread_ticks,
                   int64_t qty_min, int64_t qty_max, double ioc_share, max_resting):
+        self._epfd = -1  # first: __dealloc__ runs even when a check below raises
+        self._events = NULL
+        self._drain_end = -1
         if sessions < 1 or total < 0 or not rate > 0:
             raise ValueError("need sessions >= 1, total >= 0 and rate > 0")
         if qty_min < 1 or qty_max < qty_min or spread_ticks < 0 or mid_ticks - spread_ticks < 1:
@@ -282,6 +359,8 @@ cdef class LoadClient:
         self.ioc_share = ioc_share
         self.latency_ns = np.full(total, -1, dtype=np.int64)
         self.sent_ns = np.full(total, -1, dtype=np.int64)
+        self.inbound_ns = np.full(total, -1, dtype=np.int64)
+        self.inb = self.inbound_ns
         # Room for every order to fill twice (taker and maker side both ours) plus slack; beyond that
         # ids are counted as dropped rather than grown in the hot path.
         self.trade_ids = np.zeros(2 * total + 4096, dtype=np.uint64)
@@ -324,6 +403,7 @@ cdef class LoadClient:
     def start(self, int64_t t0_ns=-1) -> int:
         """Fix t0 (default: now); order k is planned at t0 + k / rate."""
         self.t0_ns = mono_ns() if t0_ns < 0 else t0_ns
+        self.wall_offset_ns = wall_ns() - mono_ns()
         return self.t0_ns
 
     def attach(self, int i, int fd, uint64_t in_seq, int64_t hb_interval_ns, int64_t now_ns=-1) -> None:
@@ -404,6 +484,20 @@ cdef class LoadClient:
         self.c[C_HEARTBEATS_OUT] += 1
         return 0
 
+    cdef void _end(self, _Session s, int status) noexcept:
+        """Session s stops; pump() hands it to Python unless the caller reports it (_told)."""
+        s.alive = False
+        s.end_status = status
+        if not s.unreported:
+            s.unreported = True
+            self._unreported += 1
+
+    cdef void _told(self, _Session s) noexcept:
+        """The caller reports s's end itself (a def method's return value): pump() need not."""
+        if s.unreported:
+            s.unreported = False
+            self._unreported -= 1
+
     cdef int _flush(self, _Session s) except -1:
         """Write what the socket takes now; returns 1 if bytes remain pending."""
         cdef ssize_t r
@@ -420,16 +514,12 @@ cdef class LoadClient:
                 return 1
             else:
                 s.error = errno if r < 0 else 0
-                s.alive = False
+                self._end(s, R_ERROR)
                 return 0
         s.shead = s.stail = 0
         return 0
 
-    def send_due(self, int64_t now_ns=-1, bint schedule=True) -> int:
-        """Encode every due order (schedule=True) and any heartbeat due into the send buffers and
-        write them out; a blocked socket keeps its overdue orders for later (their latency still
-        counts from the planned time). Returns how many sessions still have bytes pending."""
-        cdef int64_t now = mono_ns() if now_ns < 0 else now_ns
+    cdef int _send_due(self, int64_t now, bint schedule) except -1:
         cdef int64_t due = self._due(now) if schedule else 0
         cdef int blocked = 0
         cdef _Session s
@@ -450,9 +540,13 @@ cdef class LoadClient:
                     break
         return blocked
 
-    def next_wake_ns(self, bint schedule=True) -> int:
-        """When the loop must act next: the next planned order or heartbeat of a session that is not
-        blocked on its socket (a blocked one waits for writability instead). -1 if nothing is timed."""
+    def send_due(self, int64_t now_ns=-1, bint schedule=True) -> int:
+        """Encode every due order (schedule=True) and any heartbeat due into the send buffers and
+        write them out; a blocked socket keeps its overdue orders for later (their latency still
+        counts from the planned time). Returns how many sessions still have bytes pending."""
+        return self._send_due(mono_ns() if now_ns < 0 else now_ns, schedule)
+
+    cdef int64_t _next_wake(self, bint schedule) noexcept:
         cdef int64_t wake = -1
         cdef int64_t t
         cdef _Session s
@@ -467,6 +561,150 @@ cdef class LoadClient:
             if wake < 0 or t < wake:
                 wake = t
         return wake
+
+    def next_wake_ns(self, bint schedule=True) -> int:
+        """When the loop must act next: the next planned order or heartbeat of a session that is not
+        blocked on its socket (a blocked one waits for writability instead). -1 if nothing is timed."""
+        return self._next_wake(schedule)
+
+    # ---- the pump: the steady-state loop -----------------------------------------------------------
+
+    cdef int _epoll_set(self, _Session s, int op) except -1:
+        cdef epoll_event ev
+        ev.events = EPOLLIN | (EPOLLOUT if s.pending() > 0 else 0)
+        ev.data.u64 = 0
+        ev.data.u32 = <uint32_t>s.index
+        if epoll_ctl(self._epfd, op, s.fd, &ev) < 0:
+            raise OSError(errno, os.strerror(errno))
+        s.out_watched = s.pending() > 0
+        return 0
+
+    cdef void _unwatch(self, _Session s) noexcept:
+        if s.fd >= 0:
+            epoll_ctl(self._epfd, EPOLL_CTL_DEL, s.fd, NULL)  # fails only if Python closed it first
+        s.watched = False
+        s.out_watched = False
+        self._watched -= 1
+
+    cdef int _sync_watch(self) except -1:
+        """Watch every live session; drop the ones that ended outside the pump (the caller knows)."""
+        cdef _Session s
+        if self._epfd < 0:
+            self._epfd = epoll_create1(EPOLL_CLOEXEC)
+            if self._epfd < 0:
+                raise OSError(errno, os.strerror(errno))
+            self._events = <epoll_event*>malloc(self.sessions * sizeof(epoll_event))
+            if self._events == NULL:
+                raise MemoryError()
+        for s in self._sessions:
+            if s.alive and not s.watched:
+                if s.fd >= 0:
+                    self._epoll_set(s, EPOLL_CTL_ADD)
+                s.watched = True
+                self._watched += 1
+            elif not s.alive and s.watched and not s.unreported:
+                self._unwatch(s)
+        return 0
+
+    cdef int _watch_output(self) except -1:
+        """EPOLLOUT only while a session has bytes the socket did not take (else it fires always)."""
+        cdef _Session s
+        for s in self._sessions:
+            if s.watched and s.alive and s.fd >= 0 and (s.pending() > 0) != s.out_watched:
+                self._epoll_set(s, EPOLL_CTL_MOD)
+        return 0
+
+    cdef tuple _report_ended(self):
+        """(index, R_* status, DecodeError or None) of the first session that ended unreported."""
+        cdef _Session s
+        for s in self._sessions:
+            if s.unreported:
+                self._told(s)
+                if s.watched:
+                    self._unwatch(s)
+                return s.index, s.end_status, s.decode_error
+        self._unreported = 0  # (not reached: the count follows the flags)
+        return None
+
+    cdef int _wait(self, int64_t timeout_ns) except -1:
+        """epoll until an event or timeout_ns passed (GIL released: a test's venue may be a thread);
+        then receive on every session with input. Returns the number of events."""
+        cdef timespec ts
+        cdef int n, err, j
+        cdef int ms = <int>(timeout_ns // 1000000)  # fallback only; rounded down: spins, never late
+        cdef uint32_t ev
+        cdef _Session s
+        ts.tv_sec = timeout_ns // 1000000000
+        ts.tv_nsec = timeout_ns % 1000000000
+        with nogil:
+            if not self._no_pwait2:
+                n = epoll_pwait2(self._epfd, self._events, self.sessions, &ts, NULL)
+            else:
+                n = epoll_wait(self._epfd, self._events, self.sessions, ms)
+            err = errno
+        if n < 0:
+            if err == ENOSYS and not self._no_pwait2:
+                self._no_pwait2 = True
+                return 0
+            if err != EINTR:
+                raise OSError(err, os.strerror(err))
+            n = 0
+        PyErr_CheckSignals()  # Ctrl-C: KeyboardInterrupt out of pump(), as from select() before
+        for j in range(n):
+            ev = self._events[j].events
+            if ev & (EPOLLIN | EPOLLERR | EPOLLHUP):  # what select() reported as readable
+                s = <_Session>self._sessions[self._events[j].data.u32]
+                try:
+                    self._recv(s, -1)
+                except DecodeError as exc:  # the stream cannot be resynchronised: end the session
+                    s.decode_error = exc
+                    self._end(s, R_UNDECODABLE)
+        return n
+
+    def pump(self, int64_t give_up_ns, int64_t drain_ns):
+        """The steady-state loop, all in C: send what is due (and heartbeats), wait in epoll until
+        the next planned send, heartbeat, arrival or writable blocked socket, receive; repeat.
+
+        The schedule runs until every live session sent its orders or give_up_ns (overdue orders
+        are not sent after it); then answers are awaited for drain_ns. Returns None when that is
+        over (every order answered or the drain ended) or no session is left, or
+        (index, RECV_EOF / RECV_ERROR / RECV_LOGOUT / RECV_UNDECODABLE, DecodeError or None) when
+        a session ended: call again to go on with the others."""
+        cdef int64_t now, wake, timeout
+        cdef bint schedule
+        cdef tuple ended
+        self._sync_watch()
+        while True:
+            if self._unreported:
+                ended = self._report_ended()
+                if ended is not None:
+                    return ended
+            if self._watched == 0:
+                return None
+            now = mono_ns()
+            schedule = self._drain_end < 0
+            self._send_due(now, schedule)
+            if self._unreported:
+                continue  # a send failed: hand the session to Python first
+            self._watch_output()
+            if schedule and (self._schedule_done() or now >= give_up_ns):
+                schedule = False
+                self._drain_end = now + drain_ns
+            if not schedule and (self.c[C_SENT] == self.c[C_ANSWERED] or now >= self._drain_end):
+                return None
+            wake = self._next_wake(schedule)
+            if not schedule and (wake < 0 or wake > self._drain_end):
+                wake = self._drain_end
+            if self.busy_poll:
+                timeout = 0  # a trading client's way: no timer wake-up (late by up to ~150 µs at p99
+                # on this VM) and no wake-up for the answer; it costs a core
+            elif wake < 0:
+                timeout = IDLE_WAIT_NS
+            else:
+                timeout = wake - mono_ns()
+                if timeout < 0:
+                    timeout = 0
+            self._wait(timeout)
 
     def logout(self, int i, int64_t now_ns=-1) -> None:
         """Queue our Logout on session i and write it."""
@@ -542,6 +780,7 @@ cdef class LoadClient:
             self.c[C_UNKNOWN_REPORTS] += 1  # not an order of this run
             return 0
         if self._answer(k, now):
+            self.inb[k] = <int64_t>er.get_transact_time_ns() - (self._planned(k) + self.wall_offset_ns)
             if exec_type == ExecType_NEW:
                 self.c[C_R_NEW] += 1
             elif exec_type == ExecType_PARTIAL_FILL:
@@ -631,11 +870,7 @@ cdef class LoadClient:
             s.rlen -= off
         return 0
 
-    def receive(self, int i, int64_t now_ns=-1) -> int:
-        """Read what session i's socket holds and handle it. Arrival time = the clock right after
-        each recv() (now_ns overrides it). Returns RECV_OK, RECV_EOF, RECV_LOGOUT (the venue sent
-        Logout) or RECV_ERROR (errno in session_info)."""
-        cdef _Session s = self._sessions[i]
+    cdef int _recv(self, _Session s, int64_t now_ns) except -1:
         cdef ssize_t r
         cdef ssize_t space
         cdef int64_t now
@@ -651,22 +886,32 @@ cdef class LoadClient:
                 if errno == EAGAIN:
                     break
                 s.error = errno
-                s.alive = False
+                self._end(s, R_ERROR)
                 return R_ERROR
             if r == 0:
                 s.eof = True
-                s.alive = False
+                self._end(s, R_EOF)
                 return R_EOF
             now = mono_ns() if now_ns < 0 else now_ns
             s.rlen += r
             self.c[C_BYTES_IN] += r
             self._decode(s, now)
             if s.logout_reason >= 0:
-                s.alive = False
+                self._end(s, R_LOGOUT)
                 return R_LOGOUT
             if r < space:  # a short read: the socket is most likely empty now
                 break
         return R_OK
+
+    def receive(self, int i, int64_t now_ns=-1) -> int:
+        """Read what session i's socket holds and handle it. Arrival time = the clock right after
+        each recv() (now_ns overrides it). Returns RECV_OK, RECV_EOF, RECV_LOGOUT (the venue sent
+        Logout) or RECV_ERROR (errno in session_info)."""
+        cdef _Session s = self._sessions[i]
+        cdef int status = self._recv(s, now_ns)
+        if status != R_OK:
+            self._told(s)
+        return status
 
     def feed(self, int i, data, int64_t now_ns=-1) -> int:
         """Handle bytes received outside receive() (leftovers of the logon exchange, or a test's)."""
@@ -682,7 +927,8 @@ cdef class LoadClient:
         self.c[C_BYTES_IN] += n
         self._decode(s, mono_ns() if now_ns < 0 else now_ns)
         if s.logout_reason >= 0:
-            s.alive = False
+            self._end(s, R_LOGOUT)
+            self._told(s)
             return R_LOGOUT
         return R_OK
 
@@ -690,6 +936,7 @@ cdef class LoadClient:
         """Stop using session i (its socket is gone or its stream cannot be decoded)."""
         cdef _Session s = self._sessions[i]
         s.alive = False
+        self._told(s)
         if error:
             s.error = error
 
@@ -705,13 +952,16 @@ cdef class LoadClient:
         """Orders sent and not answered yet."""
         return self.c[C_SENT] - self.c[C_ANSWERED]
 
-    def schedule_done(self) -> bool:
-        """No live session has an order of the schedule left to send (a dead one's never will be)."""
+    cdef bint _schedule_done(self) noexcept:
         cdef _Session s
         for s in self._sessions:
             if s.alive and s.next_k < self.total:
                 return False
         return True
+
+    def schedule_done(self) -> bool:
+        """No live session has an order of the schedule left to send (a dead one's never will be)."""
+        return self._schedule_done()
 
     def unsent(self) -> int:
         """Orders of the schedule not sent yet (or never: their session died)."""
@@ -756,51 +1006,221 @@ cdef class LoadClient:
         return {r: self.session_reasons[r] for r in range(256) if self.session_reasons[r]}
 
 
-def answer_orders(Decoder dec, bytearray inbuf, Py_ssize_t length, bytearray outbuf, uint64_t first_seq,
-                  uint64_t first_order_id) -> tuple:
-    """The sink of the client-cost measurement (`venue loadgen --sink`), not a venue: answer every
-    complete NewOrder frame in inbuf[:length] with an ExecutionReport NEW in outbuf. Returns
-    (bytes consumed, bytes written, NewOrders answered, Logout seen)."""
-    cdef Py_ssize_t off = 0
-    cdef Py_ssize_t out = 0
-    cdef Py_ssize_t n
-    cdef Py_ssize_t cap = len(outbuf)
-    cdef Flyweight fw
-    cdef NewOrder no
-    cdef ExecutionReport er = ExecutionReport()
-    cdef uint64_t count = 0
-    cdef bint logout = False
-    while cap - out >= 256:
-        n = dec.frame_length(inbuf, off, length - off)
-        if n == 0 or n > length - off:
-            break
-        fw = dec.decode(inbuf, off, n)
-        off += n
-        if fw.sbe_template_id == Logout_TEMPLATE_ID:
-            logout = True
-            break
-        if fw.sbe_template_id != NewOrder_TEMPLATE_ID:
-            continue
-        no = <NewOrder>fw
-        er._encode(outbuf, out + 6)
-        er.set_seq_num(first_seq + count)
-        er.set_cl_ord_id(no.get_cl_ord_id())
-        er.set_order_id(first_order_id + count)
-        er.set_exec_id(first_order_id + count)
-        er.set_transact_time_ns(wall_ns())
-        er.set_price(no.get_price())
-        er.set_order_qty(no.get_qty())
-        er.set_symbol_id(no.get_symbol_id())
-        er.set_side(no.get_side())
-        if no.get_time_in_force() == TimeInForce_IOC:  # nothing to match in a sink: IOC is cancelled
-            er.set_exec_type(ExecType_CANCELLED)
-            er.set_ord_status(OrdStatus_CANCELLED)
-            er.set_reason(RejectReason_IOC_REMAINDER)
-        else:
-            er.set_leaves_qty(no.get_qty())
-            er.set_exec_type(ExecType_NEW)
-            er.set_ord_status(OrdStatus_NEW)
-        out += er.frame()
-        count += 1
-    er.release()
-    return off, out, count, logout
+# ---- the sink of the client-cost measurement (`venue loadgen --sink`) ----------------------------
+
+cdef enum:
+    SINK_BUF = 1 << 20
+    SINK_EVENTS = 64
+    SINK_LISTENER = 0xFFFFFFFF  # epoll tags; a peer's tag is its slot
+    SINK_CONTROL = 0xFFFFFFFE
+
+
+cdef class _SinkPeer:
+    """One client session of the sink: acks its Logon, answers its NewOrders, answers its Logout."""
+    cdef int fd
+    cdef uint64_t session_id
+    cdef bytearray rbuf
+    cdef unsigned char* rp
+    cdef Py_ssize_t rlen
+    cdef bytearray out
+    cdef unsigned char* op
+    cdef Decoder dec
+    cdef ExecutionReport er
+    cdef LogonAck ack
+    cdef Logout lo
+    cdef bint logged_on
+    cdef uint64_t seq
+    cdef uint64_t order_id
+
+    def __cinit__(self, int fd, uint64_t session_id):
+        self.fd = fd
+        self.session_id = session_id
+        self.rbuf = bytearray(SINK_BUF)
+        self.rp = <unsigned char*>self.rbuf
+        self.out = bytearray(SINK_BUF)
+        self.op = <unsigned char*>self.out
+        self.dec = Decoder(MAX_FRAME_C)
+        self.er = ExecutionReport()
+        self.ack = LogonAck()
+        self.lo = Logout()
+        self.seq = 1
+        self.order_id = 1
+
+    cdef bint send_all(self, Py_ssize_t n) noexcept:
+        """Write out[:n] (a blocking socket, like sendall); False if the peer is gone."""
+        cdef Py_ssize_t off = 0
+        cdef ssize_t r
+        while off < n:
+            r = c_send(self.fd, self.op + off, n - off, MSG_NOSIGNAL)
+            if r > 0:
+                off += r
+            elif not (r < 0 and errno == EINTR):
+                return False
+        return True
+
+    cdef void consume(self, Py_ssize_t n) noexcept:
+        memmove(self.rp, self.rp + n, self.rlen - n)
+        self.rlen -= n
+
+    cdef int logon(self) except -1:
+        """Ack the Logon at the front of the buffer (any key: a sink checks nothing); 0 if the peer
+        is gone, 1 otherwise (acked, or the frame is not complete yet)."""
+        cdef Py_ssize_t n = self.dec.frame_length(self.rbuf, 0, self.rlen)
+        cdef Flyweight fw
+        cdef uint32_t heartbeat_ms = 1000
+        if n == 0 or n > self.rlen:
+            return 1
+        fw = self.dec.decode(self.rbuf, 0, n)
+        if fw.sbe_template_id == Logon_TEMPLATE_ID:
+            heartbeat_ms = (<Logon>fw).get_heartbeat_interval_ms()
+        self.ack._encode(self.out, 6)
+        self.ack.set_session_id(self.session_id)
+        self.ack.set_timestamp_ns(wall_ns())
+        self.ack.set_next_seq_num(1)
+        self.ack.set_account_id(1)
+        self.ack.set_heartbeat_interval_ms(heartbeat_ms)
+        if not self.send_all(self.ack.frame()):
+            return 0
+        self.consume(n)
+        self.logged_on = True
+        return 1
+
+    cdef int answer(self) except -1:
+        """Answer every complete frame in the buffer: a NewOrder with an ExecutionReport NEW (IOC:
+        CANCELLED, nothing to match in a sink), a Logout with our Logout. 0 once the peer is to be
+        closed, 1 otherwise."""
+        cdef Py_ssize_t off = 0
+        cdef Py_ssize_t out = 0
+        cdef Py_ssize_t n
+        cdef Flyweight fw
+        cdef NewOrder no
+        cdef ExecutionReport er = self.er
+        cdef bint logout = False
+        while True:
+            n = self.dec.frame_length(self.rbuf, off, self.rlen - off)
+            if n == 0 or n > self.rlen - off:
+                break
+            if SINK_BUF - out < 256:  # out is full: write it and go on
+                if not self.send_all(out):
+                    return 0
+                out = 0
+            fw = self.dec.decode(self.rbuf, off, n)
+            off += n
+            if fw.sbe_template_id == Logout_TEMPLATE_ID:
+                logout = True
+                break
+            if fw.sbe_template_id != NewOrder_TEMPLATE_ID:
+                continue
+            no = <NewOrder>fw
+            er._encode(self.out, out + 6)
+            er.set_seq_num(self.seq)
+            er.set_cl_ord_id(no.get_cl_ord_id())
+            er.set_order_id(self.order_id)
+            er.set_exec_id(self.order_id)
+            er.set_transact_time_ns(wall_ns())
+            er.set_price(no.get_price())
+            er.set_order_qty(no.get_qty())
+            er.set_symbol_id(no.get_symbol_id())
+            er.set_side(no.get_side())
+            if no.get_time_in_force() == TimeInForce_IOC:
+                er.set_exec_type(ExecType_CANCELLED)
+                er.set_ord_status(OrdStatus_CANCELLED)
+                er.set_reason(RejectReason_IOC_REMAINDER)
+            else:
+                er.set_leaves_qty(no.get_qty())
+                er.set_exec_type(ExecType_NEW)
+                er.set_ord_status(OrdStatus_NEW)
+            out += er.frame()
+            self.seq += 1
+            self.order_id += 1
+        if logout:
+            self.lo._encode(self.out, out + 6)
+            self.lo.set_next_seq_num(self.seq)
+            self.lo.set_timestamp_ns(wall_ns())
+            self.lo.set_reason(LogoutReason_CLIENT_REQUEST)
+            out += self.lo.frame()
+        if out and not self.send_all(out):
+            return 0
+        self.consume(off)
+        return 0 if logout else 1
+
+    cdef int read(self) except -1:
+        """Take what the socket holds and answer it; 0 once the peer is to be closed."""
+        cdef ssize_t r = c_recv(self.fd, self.rp + self.rlen, SINK_BUF - self.rlen, MSG_DONTWAIT)
+        if r < 0:
+            return errno == EAGAIN or errno == EINTR
+        if r == 0:
+            return 0
+        self.rlen += r
+        if not self.logged_on:
+            if not self.logon():
+                return 0
+            if not self.logged_on:
+                return 1  # the Logon is not complete yet
+        return self.answer()
+
+
+cdef int _epoll_add(int epfd, int fd, uint32_t tag) except -1:
+    cdef epoll_event ev
+    ev.events = EPOLLIN
+    ev.data.u64 = 0
+    ev.data.u32 = tag
+    if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0:
+        raise OSError(errno, os.strerror(errno))
+    return 0
+
+
+def sink_serve(int listen_fd, int control_fd) -> None:
+    """The sink process's loop, not a venue: accept sessions on listen_fd (non-blocking), ack every
+    Logon, answer every NewOrder with an ExecutionReport at once, answer Logout and close; return
+    when control_fd becomes readable (the parent's stop). All in C, so the sink's own cost stays
+    small next to the client it measures."""
+    cdef int epfd = epoll_create1(EPOLL_CLOEXEC)
+    cdef epoll_event evs[SINK_EVENTS]
+    cdef int n, j, err, fd, keep
+    cdef int one = 1
+    cdef uint32_t tag
+    cdef list peers = []  # by slot; None once closed
+    cdef _SinkPeer peer
+    if epfd < 0:
+        raise OSError(errno, os.strerror(errno))
+    try:
+        _epoll_add(epfd, listen_fd, SINK_LISTENER)
+        _epoll_add(epfd, control_fd, SINK_CONTROL)
+        while True:
+            with nogil:
+                n = epoll_wait(epfd, evs, SINK_EVENTS, -1)
+                err = errno
+            if n < 0:
+                if err != EINTR:
+                    raise OSError(err, os.strerror(err))
+                PyErr_CheckSignals()
+                continue
+            for j in range(n):
+                tag = evs[j].data.u32
+                if tag == SINK_CONTROL:
+                    return
+                if tag == SINK_LISTENER:
+                    fd = c_accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)  # a blocking socket
+                    if fd < 0:
+                        continue
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+                    peers.append(_SinkPeer(fd, len(peers) + 1))
+                    _epoll_add(epfd, fd, <uint32_t>(len(peers) - 1))
+                    continue
+                peer = peers[tag]
+                if peer is None:
+                    continue
+                try:
+                    keep = peer.read()
+                except DecodeError:
+                    keep = 0
+                if not keep:
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, peer.fd, NULL)
+                    c_close(peer.fd)
+                    peers[tag] = None
+    finally:
+        for peer in peers:
+            if peer is not None:
+                c_close(peer.fd)
+        c_close(epfd)

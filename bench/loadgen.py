@@ -8,11 +8,12 @@ session k % sessions; when the client falls behind it sends the overdue orders a
 latency still counts from the planned time. Latency = planned send -> arrival of the first venue
 message that answers the order (its ExecutionReport, or a Reject naming its seqNum).
 
-The per-message work is in Cython (bench/loadclient.pyx); this module logs the sessions on, waits in
-select() until the next planned send, heartbeat or arrival, and reports. Percentiles come from an
-HDR histogram (hdrhistogram package, 3 significant digits) filled from the latency array after the
-run. `--sink` runs the same client against a built-in sink process that answers every order at once
-(not a venue): it measures the client's own cost.
+The per-message work and the steady-state loop (send on schedule, wait in epoll, receive) are in
+Cython (bench/loadclient.pyx, LoadClient.pump); this module logs the sessions on, notes why a session
+ended early, logs out and reports. Percentiles come from an HDR histogram (hdrhistogram package, 3
+significant digits) filled from the latency array after the run. `--sink` runs the same client
+against a built-in sink process that answers every order at once (not a venue): it measures the
+client's own cost.
 
 Entry points: main(argv) -> exit status (the CLI), run_loadgen(...) -> LoadgenResult (the API).
 """
@@ -35,10 +36,11 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from bench.loadclient import RECV_EOF, RECV_ERROR, RECV_LOGOUT, LoadClient, answer_orders
+from bench.loadclient import RECV_EOF, RECV_ERROR, RECV_LOGOUT, RECV_UNDECODABLE, LoadClient, sink_serve
 from sbe_gateway import client as sbe_client
 from sbe_schemas import codecs
 from venue.argtypes import count, non_negative_float, positive_int
+from venue.cpu import CpuListError, parse_cpu_list, use_cpus
 
 PROTOCOLS = ("sbe",)
 CL_ORD_ID_LIMIT = 1 << 40  # clOrdIds stay below 2**40 (protocol rule)
@@ -89,6 +91,10 @@ class LoadgenResult:
     answer_rate: float  # orders/s answered, over max(duration, t0 -> last first answer)
     latency_us: dict[str, float]  # p50/p99/p99.9 (HDR), max and mean (exact): planned -> first answer
     send_lag_us: dict[str, float]  # planned -> written by the client: its own share of the latency
+    # planned -> the engine's transactTime stamp (client, network, gateway, ring) and the rest of the
+    # round trip (engine, journal commit, outcome ring, gateway, network, client); one machine only
+    to_engine_us: dict[str, float]
+    from_engine_us: dict[str, float]
     responses: dict[str, int]  # first answers by kind
     reports: dict[str, int]  # every ExecutionReport by execType (first answers, fills, maker reports)
     reject_reasons: dict[str, int]  # first answers that were ExecutionReport REJECTED, by reason
@@ -270,7 +276,8 @@ def run_loadgen(*, port: int, credentials: Sequence[Credential], host: str = "12
                 symbol_id: int = 1, mid_ticks: int = 6_000_000, qty_lots: tuple[int, int] = (1, 10),
                 spread_ticks: int = 3, ioc_share: float = 0.1, max_open: int = 500,
                 heartbeat_ms: int = 1000, drain_timeout: float = 5.0, logout_timeout: float = 1.0,
-                connect_timeout: float = 5.0, cl_ord_id_base: int | None = None) -> LoadgenResult:
+                connect_timeout: float = 5.0, cl_ord_id_base: int | None = None, busy_poll: bool = False,
+                cpus: str = "") -> LoadgenResult:
     """Run the load against host:port and return what was measured.
 
     rate is orders/s over all sessions; ceil(rate x duration) orders are planned. Session i logs on
@@ -279,7 +286,8 @@ def run_loadgen(*, port: int, credentials: Sequence[Credential], host: str = "12
     whenever the session has max_open / (sessions of its account) orders resting; sides lean
     against the session's resting imbalance. After the schedule, answers are awaited for up to
     drain_timeout s, then every session logs out (waiting up to logout_timeout s for the venue's
-    Logout). Raises LoadgenError when a session cannot log on.
+    Logout). busy_poll: never sleep (poll sockets and clock; costs a core); cpus: pin the client to
+    these CPUs for the run (taskset list syntax). Raises LoadgenError when a session cannot log on.
     """
     if sessions < 1 or not rate > 0 or not duration > 0 or not credentials:
         raise LoadgenError("need sessions >= 1, rate > 0, duration > 0 and at least one credential")
@@ -301,11 +309,29 @@ def run_loadgen(*, port: int, credentials: Sequence[Credential], host: str = "12
               "duration": duration, "seed": seed, "symbol_id": symbol_id, "mid_ticks": mid_ticks,
               "spread_ticks": spread_ticks, "qty_lots": [qty_min, qty_max], "ioc_share": ioc_share,
               "max_open": max_open, "heartbeat_ms": heartbeat_ms, "drain_timeout": drain_timeout,
-              "cl_ord_id_base": base, "credentials": len(credentials)}
+              "cl_ord_id_base": base, "credentials": len(credentials), "busy_poll": busy_poll,
+              "cpus": cpus}
     max_resting = _max_resting(credentials, sessions, max_open)
     client = LoadClient(sessions, total, float(rate), cl_ord_id_base=base, seed=seed, symbol_id=symbol_id,
                         mid_ticks=mid_ticks, spread_ticks=spread_ticks, qty_min=qty_min, qty_max=qty_max,
                         ioc_share=ioc_share, max_resting=max_resting)
+    client.busy_poll = busy_poll
+    try:
+        parse_cpu_list(cpus)
+    except CpuListError as exc:
+        raise LoadgenError(str(exc)) from None
+    affinity = os.sched_getaffinity(0)
+    use_cpus(cpus)
+    try:
+        return _run(client, config, credentials, sessions, host, port, heartbeat_ms, connect_timeout,
+                    duration, drain_timeout, logout_timeout, max_resting)
+    finally:
+        os.sched_setaffinity(0, affinity)  # an in-process caller (the bench) gets its CPUs back
+
+
+def _run(client: LoadClient, config: dict[str, Any], credentials: Sequence[Credential], sessions: int,
+         host: str, port: int, heartbeat_ms: int, connect_timeout: float, duration: float,
+         drain_timeout: float, logout_timeout: float, max_resting: list[int]) -> LoadgenResult:
     socks: list[socket.socket] = []
     logons: list[_Logon] = []
     started = False
@@ -337,7 +363,7 @@ def run_loadgen(*, port: int, credentials: Sequence[Credential], host: str = "12
         for i, ack in enumerate(logons):
             _check(client, i, client.feed(i, ack.leftover), errors)
         try:
-            _pump(client, socks, errors, duration, drain_timeout)
+            _pump(client, errors, duration, drain_timeout)
         except KeyboardInterrupt:
             interrupted = True  # stop offering load, but still log out and report what was measured
         _logout(client, socks, errors, clean, logout_timeout)
@@ -391,28 +417,22 @@ def _live(client: LoadClient, socks: list[socket.socket]) -> list[int]:
     return [i for i in range(len(socks)) if client.alive(i)]
 
 
-def _wait(client: LoadClient, socks: list[socket.socket], live: list[int], blocked: int, timeout: float,
-          errors: list[str | None]) -> bool:
-    """One select() over the live sessions (writable too for the blocked ones), then receive.
-    Returns True if a session stopped (the live list must be rebuilt)."""
-    rl = [socks[i] for i in live]
-    wl = [socks[i] for i in live if client.pending_bytes(i)] if blocked else []
-    readable, _, _ = select.select(rl, wl, [], timeout)
-    changed = False
-    for sock in readable:
-        i = socks.index(sock)  # a handful of sessions: cheaper than a dict lookup's bookkeeping
-        status = _receive(client, i, errors)
-        if status == RECV_LOGOUT and errors[i] is None:
-            reason = _enum_name(codecs.LogoutReason, client.session_info(i)["venue_logout_reason"])
-            errors[i] = f"the venue logged the session out during the run ({reason})"
-        if status != 0 or not client.alive(i):
-            changed = True
-    return changed
+def _ended(client: LoadClient, i: int, status: int, exc: codecs.DecodeError | None,
+           errors: list[str | None]) -> None:
+    """Why session i stopped during the run, as pump() found it (the first reason wins, except that
+    an undecodable stream always names itself)."""
+    if status == RECV_UNDECODABLE and exc is not None:
+        errors[i] = f"undecodable message from the venue ({exc.kind}: {exc})"
+    elif status == RECV_LOGOUT and errors[i] is None:
+        reason = _enum_name(codecs.LogoutReason, client.session_info(i)["venue_logout_reason"])
+        errors[i] = f"the venue logged the session out during the run ({reason})"
+    else:  # EOF, or a failed recv() or send() (errno)
+        _check(client, i, status, errors)
 
 
 def _no_timer_slack() -> None:
-    """select() timeouts get the thread's timer slack (50 µs by default) added: that was most of
-    the client's own send lag (p50 ~45 µs -> ~30 µs with 1 ns). Linux only; best effort."""
+    """Timed waits (epoll, select) get the thread's timer slack (50 µs by default) added: that was
+    most of the client's own send lag (p50 ~45 µs -> ~30 µs with 1 ns). Linux only; best effort."""
     try:
         import ctypes
 
@@ -421,27 +441,15 @@ def _no_timer_slack() -> None:
         pass
 
 
-def _pump(client: LoadClient, socks: list[socket.socket], errors: list[str | None], duration: float,
-          drain_timeout: float) -> None:
-    """Send on schedule and receive until every order is answered or the drain timeout ends."""
+def _pump(client: LoadClient, errors: list[str | None], duration: float, drain_timeout: float) -> None:
+    """Send on schedule and receive until every order is answered or the drain timeout ends. The loop
+    is LoadClient.pump (C); it comes back here only to have a session's end reported."""
     _no_timer_slack()
     drain_ns = int(drain_timeout * 1e9)
     give_up_ns = client.t0_ns + int(duration * 1e9) + drain_ns  # overdue orders are not sent after this
-    schedule, drain_end = True, 0
-    live = _live(client, socks)
-    while live:
-        now = time.monotonic_ns()
-        blocked = client.send_due(now, schedule)
-        if schedule and (client.schedule_done() or now >= give_up_ns):
-            schedule, drain_end = False, now + drain_ns
-        if not schedule and (client.outstanding() == 0 or now >= drain_end):
-            return
-        wake = client.next_wake_ns(schedule)
-        if not schedule:
-            wake = drain_end if wake < 0 else min(wake, drain_end)
-        timeout = max(0.0, (wake - time.monotonic_ns()) / 1e9) if wake >= 0 else 0.1
-        if _wait(client, socks, live, blocked, timeout, errors) or blocked:
-            live = _live(client, socks)  # flush() may have found a dead socket too
+    while (ended := client.pump(give_up_ns, drain_ns)) is not None:
+        i, status, exc = ended
+        _ended(client, i, status, exc, errors)
 
 
 def _logout(client: LoadClient, socks: list[socket.socket], errors: list[str | None], clean: list[bool],
@@ -477,6 +485,11 @@ def _result(client: LoadClient, config: dict[str, Any], logons: list[_Logon],
     # The same double arithmetic as LoadClient._planned, so the lags are exact.
     planned = client.t0_ns + (np.arange(total, dtype=np.float64) * client.interval_ns).astype(np.int64)
     lag = sent_ns[sent_mask] - planned[sent_mask]
+    inbound_all = client.inbound_ns
+    stamped = answered_mask & (inbound_all >= 0)
+    # (clipped at 0: the wall clock may be slewed by NTP during a run)
+    inbound = inbound_all[stamped]
+    outbound = np.maximum(lat_all[stamped] - inbound, 0)
     hist = hdr_histogram(lat)
     t0 = client.t0_ns
     send_s = (client.last_sent_ns - t0) / 1e9 if client.last_sent_ns else 0.0
@@ -500,6 +513,7 @@ def _result(client: LoadClient, config: dict[str, Any], logons: list[_Logon],
         unanswered=sent - answered, send_seconds=send_s, answer_seconds=answer_s,
         send_rate=sent / max(span, send_s), answer_rate=answered / max(span, answer_s),
         latency_us=latency_summary_us(lat, hist), send_lag_us=latency_summary_us(lag),
+        to_engine_us=latency_summary_us(inbound), from_engine_us=latency_summary_us(outbound),
         responses={k: int(c[k]) for k in ("new", "partial_fill", "fill", "cancelled", "expired", "rejected",
                                           "other", "throttled", "busy", "session_rejected")},
         reports={_enum_name(codecs.ExecType, t): n for t, n in client.reports_by_exec_type().items()},
@@ -520,99 +534,23 @@ def _result(client: LoadClient, config: dict[str, Any], logons: list[_Logon],
 # ---- the sink of the client-cost measurement -----------------------------------------------------
 
 
-class _SinkPeer:
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.rbuf = bytearray(1 << 20)
-        self.rlen = 0
-        self.out = bytearray(1 << 20)
-        self.dec = codecs.Decoder(max_frame=1 << 18)
-        self.logged_on = False
-        self.seq = 1
-        self.order_id = 1
-
-
-def _sink_logon(sock: socket.socket, peer: _SinkPeer) -> int:
-    """Ack the Logon at the front of the buffer (any key: a sink checks nothing); bytes consumed."""
-    n = peer.dec.frame_length(peer.rbuf, 0, peer.rlen)
-    if n == 0 or n > peer.rlen:
-        return 0
-    logon = peer.dec.decode(peer.rbuf, 0, n)
-    buf = bytearray(128)
-    ack = codecs.LogonAck().wrap_encode(buf, codecs.SOFH_SIZE)
-    ack.session_id, ack.timestamp_ns, ack.next_seq_num, ack.account_id = peer.index, time.time_ns(), 1, 1
-    ack.heartbeat_interval_ms = getattr(logon, "heartbeat_interval_ms", 1000)
-    sock.sendall(buf[:ack.frame()])
-    ack.release()
-    peer.logged_on = True
-    return n
-
-
-def _sink_consume(peer: _SinkPeer, n: int) -> None:
-    """Drop n handled bytes from the front (same-size slice assignment: moved, never resized, as the
-    decoder's flyweights hold the buffer)."""
-    rest = peer.rlen - n
-    peer.rbuf[:rest] = peer.rbuf[n:peer.rlen]
-    peer.rlen = rest
-
-
-def _sink_drain(sock: socket.socket, peer: _SinkPeer) -> bool:
-    """Answer what the peer sent; False once it logged out (the sink answered and closes)."""
-    if not peer.logged_on:
-        _sink_consume(peer, _sink_logon(sock, peer))
-        if not peer.logged_on:
-            return True
-    while True:
-        used, written, answered, logout = answer_orders(peer.dec, peer.rbuf, peer.rlen, peer.out,
-                                                        peer.seq, peer.order_id)
-        peer.seq += answered
-        peer.order_id += answered
-        if written:
-            sock.sendall(memoryview(peer.out)[:written])
-        _sink_consume(peer, used)
-        if logout:
-            buf = bytearray(64)
-            m = codecs.Logout().wrap_encode(buf, codecs.SOFH_SIZE)
-            m.next_seq_num, m.timestamp_ns = peer.seq, time.time_ns()
-            m.reason = codecs.LogoutReason.CLIENT_REQUEST
-            sock.sendall(buf[:m.frame()])
-            m.release()
-            return False
-        if not used:
-            return True
-
-
 def _sink_serve(pipe: Any) -> None:
     """Child process of --sink: accept sessions on 127.0.0.1, ack every Logon, answer every NewOrder
-    with an ExecutionReport at once (IOC: CANCELLED), until the parent says stop; then report CPU."""
+    with an ExecutionReport at once (IOC: CANCELLED), until the parent says stop; then report CPU.
+    The loop is loadclient.sink_serve (C): a Python loop here cost more than the client it measures."""
     import resource
+    import signal
 
+    # Ctrl-C reaches the whole process group: the sink keeps answering while the client logs out,
+    # and stops when the parent says so (or dies with it: a daemon process).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)  # accept never waits in the loop
     pipe.send(listener.getsockname()[1])
-    peers: dict[socket.socket, _SinkPeer] = {}
-    while True:
-        readable, _, _ = select.select([listener, pipe, *peers], [], [])
-        for r in readable:
-            if r is pipe:
-                pipe.recv()
-                use = resource.getrusage(resource.RUSAGE_SELF)
-                pipe.send(use.ru_utime + use.ru_stime)
-                return
-            if r is listener:
-                sock, _ = listener.accept()
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                peers[sock] = _SinkPeer(len(peers) + 1)
-                continue
-            peer = peers[r]
-            try:
-                n = r.recv_into(memoryview(peer.rbuf)[peer.rlen:])
-                peer.rlen += n
-                keep = n > 0 and _sink_drain(r, peer)
-            except OSError:
-                keep = False
-            if not keep:
-                del peers[r]
-                r.close()
+    sink_serve(listener.fileno(), pipe.fileno())
+    pipe.recv()
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    pipe.send(use.ru_utime + use.ru_stime)
 
 
 class Sink:
@@ -668,7 +606,9 @@ def format_report(r: LoadgenResult) -> str:
         f"config     protocol sbe -> {target}; {c['sessions']} sessions; {c['rate']:,g} orders/s for "
         f"{c['duration']:g} s = {r.planned:,} planned; seed {c['seed']}; symbol {c['symbol_id']} at "
         f"{c['mid_ticks']:,} +/- {c['spread_ticks']} ticks, qty {lo}-{hi} lots, IOC {c['ioc_share']:.0%} "
-        f"(and at {c['max_open']:,} open orders per account)",
+        f"(and at {c['max_open']:,} open orders per account)"
+        + ("; client busy-polls" if c.get("busy_poll") else "")
+        + (f"; client on CPUs {c['cpus']}" if c.get("cpus") else ""),
         f"sent       {r.sent:,} = {r.send_rate:,.0f} orders/s (GTC {r.messages['gtc']:,}, "
         f"IOC {r.messages['ioc']:,}, buys {r.messages['buys']:,}); not sent {r.not_sent:,}",
         f"answered   {r.answered:,} = {r.answer_rate:,.0f} orders/s; unanswered {r.unanswered:,} "
@@ -678,6 +618,9 @@ def format_report(r: LoadgenResult) -> str:
         f"(planned send -> first answer, {r.answered:,} orders)",
         f"send lag   p50 {_us(r.send_lag_us['p50'])}  p99 {_us(r.send_lag_us['p99'])}  "
         f"max {_us(r.send_lag_us['max'])}  (planned -> written: the client's own share)",
+        f"split      to the engine p50 {_us(r.to_engine_us['p50'])} p99 {_us(r.to_engine_us['p99'])}; "
+        f"back p50 {_us(r.from_engine_us['p50'])} p99 {_us(r.from_engine_us['p99'])}  "
+        f"(at the engine's transactTime stamp)",
         f"responses  {_counts({k: v for k, v in r.responses.items() if v or k in ('new', 'fill')})}",
     ]
     if r.reject_reasons:
@@ -792,6 +735,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cl-ord-id-base", type=positive_int, metavar="N",
                         help="clOrdId of order 0 (default: from the wall clock in µs, so runs do not "
                         "reuse ids)")
+    parser.add_argument("--busy-poll", action="store_true",
+                        help="never sleep: poll the sockets and the clock, as a trading client does "
+                        "(costs a core; this VM wakes a sleeping client up to ~150 µs late at p99)")
+    parser.add_argument("--cpus", default="", metavar="LIST",
+                        help="pin the client to these CPUs, e.g. 0 or 0-1 (default: not pinned)")
     parser.add_argument("--sink", action="store_true",
                         help="run against a built-in sink process that answers every order at once: "
                         "measures the client's own cost (no --port or --credentials)")
@@ -818,7 +766,8 @@ def run(args: argparse.Namespace) -> int:
                 symbol_id=args.symbol_id, mid_ticks=args.mid_ticks, qty_lots=args.qty_lots,
                 spread_ticks=args.spread_ticks, ioc_share=args.ioc_share, max_open=args.max_open,
                 heartbeat_ms=args.heartbeat_ms, drain_timeout=args.drain_timeout,
-                connect_timeout=args.connect_timeout, cl_ord_id_base=args.cl_ord_id_base)
+                connect_timeout=args.connect_timeout, cl_ord_id_base=args.cl_ord_id_base,
+                busy_poll=args.busy_poll, cpus=args.cpus)
         finally:
             if sink:
                 sink_cpu = sink.stop()

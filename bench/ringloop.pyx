@@ -88,7 +88,7 @@ def drain(Ring ring, uint64_t count, int64_t[::1] lat_ns, str wait="block", uint
         raise ValueError("lat_ns is shorter than count")
     with nogil:
         while got < count:
-            n = ring.take_ptr(&out[0], min(batch, count - got), strategy, timeout_ns, 50_000_000)
+            n = ring.take_ptr(&out[0], min(batch, count - got), strategy, timeout_ns, 50_000_000, 20_000)
             if n == 0:
                 break
             t = now_ns()

@@ -29,4 +29,4 @@ cdef class Ring:
     cdef int publish_ptr(self, const unsigned char* payload) noexcept nogil
     cdef uint64_t _take(self, unsigned char* out, uint64_t max_n, int64_t stall_ns) noexcept nogil
     cdef uint64_t take_ptr(self, unsigned char* out, uint64_t max_n, int strategy, int64_t timeout_ns,
-                           int64_t stall_ns) noexcept nogil
+                           int64_t stall_ns, int64_t spin_ns) noexcept nogil

@@ -103,7 +103,7 @@ OK, FULL, DROPPED = P_OK, P_FULL, P_DROPPED
 WAIT_STRATEGIES = ("spin", "yield", "block")
 
 cdef enum:
-    BLOCK_SPIN_NS = 20000   # "block" polls this long before sleeping on the futex
+    BLOCK_SPIN_NS = 20000   # "block" polls this long before sleeping on the futex (by default)
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -318,9 +318,10 @@ cdef class Ring:
         return n
 
     cdef uint64_t take_ptr(self, unsigned char* out, uint64_t max_n, int strategy, int64_t timeout_ns,
-                           int64_t stall_ns) noexcept nogil:
+                           int64_t stall_ns, int64_t spin_ns) noexcept nogil:
         """Wait (by strategy) until something arrives or timeout_ns passes; return how many.
-        block: pause-spin for at most BLOCK_SPIN_NS, then sleep on the futex. No sched_yield phase:
+        block: pause-spin for at most spin_ns, then sleep on the futex (0 when the producers share
+        this CPU: spinning would only keep them from running). No sched_yield phase:
         on 2 cores it was 10-16% of the engine's CPU and kept it runnable (preempting the gateway),
         and under SCHED_FIFO it is a busy loop that RT throttling stops for 50 ms."""
         cdef uint64_t n = self._take(out, max_n, stall_ns)
@@ -332,7 +333,7 @@ cdef class Ring:
         start = now_ns()
         deadline = start + timeout_ns
         while True:
-            if strategy == 0 or (strategy == 2 and now_ns() - start < BLOCK_SPIN_NS):
+            if strategy == 0 or (strategy == 2 and now_ns() - start < spin_ns):
                 ring_pause()                         # spin: lowest latency, burns the core
             elif strategy == 1:                      # yield: gives the core to the producer
                 ring_yield()
@@ -347,7 +348,8 @@ cdef class Ring:
             if n or now_ns() >= deadline:
                 return n
 
-    def take(self, out, int64_t timeout_ns=0, str wait="block", int64_t stall_ns=50_000_000) -> int:
+    def take(self, out, int64_t timeout_ns=0, str wait="block", int64_t stall_ns=50_000_000,
+             int64_t spin_ns=BLOCK_SPIN_NS) -> int:
         """Consumer: copy published slots into `out` (a writable array of slot_size records), waiting
         up to timeout_ns with the given strategy; return how many. Only one process may consume."""
         cdef unsigned char[::1] buf = memoryview(out).cast("B")
@@ -357,7 +359,7 @@ cdef class Ring:
         if max_n == 0:
             return 0
         with nogil:
-            n = self.take_ptr(&buf[0], max_n, strategy, timeout_ns, stall_ns)
+            n = self.take_ptr(&buf[0], max_n, strategy, timeout_ns, stall_ns, spin_ns)
         return n
 
     @property

@@ -90,6 +90,9 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_DONTWAIT
         MSG_NOSIGNAL
 
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
     struct timespec:
@@ -728,7 +731,7 @@ cdef class GatewayCore:
         s.fd = -1
 
     def poll(self, int timeout_ms):
-        """Wait up to timeout_ms for sockets or outcomes, then do the steady-state work in C: read
+        """Wait up to timeout_ms (-1: do not wait, yield the CPU once) for sockets or outcomes, then do the steady-state work in C: read
         and handle established sessions' frames, route outcomes, write reports. Returns None, or a
         list of (POLL_*, session, detail) that need the Python loop (accept, logon, close, ...)."""
         cdef int n, i, fd
@@ -744,7 +747,11 @@ cdef class GatewayCore:
             while not self.reader.c_has_new() and _clock_ns(CLOCK_MONOTONIC) < until:
                 pass
         self.published_seen = self.published
-        if timeout_ms != 0 and not self.reader.c_prepare_wait():
+        if timeout_ms < 0:  # busy-poll: never sleep, but let whatever else is runnable here run
+            with nogil:
+                sched_yield()
+            timeout_ms = 0
+        elif timeout_ms != 0 and not self.reader.c_prepare_wait():
             timeout_ms = 0  # outcomes arrived meanwhile
         with nogil:
             n = epoll_wait(self.epfd, self.events, MAX_EVENTS, timeout_ms)

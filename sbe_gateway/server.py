@@ -148,9 +148,10 @@ class GatewayServer:
     # ---------------------------------------------------------------- loop
 
     def serve(self, stop: Any) -> None:
+        busy_poll = self.settings.busy_poll
         next_timer = time.monotonic() + TIMER_S
         while not stop:
-            wait_ms = max(0, int((next_timer - time.monotonic()) * 1000 + 0.999))
+            wait_ms = -1 if busy_poll else max(0, int((next_timer - time.monotonic()) * 1000 + 0.999))
             todo = self.core.poll(wait_ms)  # the steady state (frames, outcomes, reports) is in C
             if todo:
                 self._handle(todo)

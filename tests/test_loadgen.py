@@ -40,17 +40,27 @@ class _Conn:
     buf: bytearray = field(default_factory=bytearray)
     logged_on: bool = False
     out_seq: int = 1
+    orders: int = 0
+    paused_until: float = 0.0  # monotonic: not read before then
 
 
 class ScriptedVenue:
     """Test double of the SBE gateway, speaking the protocol with the generated codecs: checks the
     Logon signature against known secrets, answers each NewOrder with an ExecutionReport NEW, or
-    (by the order's seqNum) a Reject THROTTLED, or nothing; records everything it received."""
+    (by the order's seqNum) a Reject THROTTLED, or nothing; records everything it received.
 
-    def __init__(self, secrets: dict[int, bytes], *, throttle_every: int = 0, drop_every: int = 0) -> None:
+    end_session {session id: (action, n)}: after answering the session's n-th order, "close" the
+    connection, "logout" (Logout SHUTDOWN, then close) or send "garbage" (a frame of another schema).
+    stall_s: read nothing from a connection for that long after its first order (with a small
+    receive buffer, so the client's socket blocks)."""
+
+    def __init__(self, secrets: dict[int, bytes], *, throttle_every: int = 0, drop_every: int = 0,
+                 end_session: dict[int, tuple[str, int]] | None = None, stall_s: float = 0.0) -> None:
         self.secrets = secrets
         self.throttle_every = throttle_every
         self.drop_every = drop_every
+        self.end_session = end_session or {}
+        self.stall_s = stall_s
         self.logons: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []  # with "session" and "arrival" (monotonic s)
         self.heartbeats: list[tuple[int, int]] = []  # (session, nextSeqNum)
@@ -59,6 +69,8 @@ class ScriptedVenue:
         self.dropped = 0
         self.connections = 0
         self._server = socket.create_server(("127.0.0.1", 0))
+        if stall_s:
+            self._server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
         self.port = self._server.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -77,7 +89,9 @@ class ScriptedVenue:
     def _serve(self) -> None:
         conns: dict[socket.socket, _Conn] = {}
         while not self._stop.is_set():
-            readable, _, _ = select.select([self._server, *conns], [], [], 0.02)
+            now = time.monotonic()
+            reading = [s for s, c in conns.items() if c.paused_until <= now]
+            readable, _, _ = select.select([self._server, *reading], [], [], 0.02)
             for sock in readable:
                 if sock is self._server:
                     s, _ = self._server.accept()
@@ -85,7 +99,10 @@ class ScriptedVenue:
                     conns[s] = _Conn(s, self.connections)  # session ids 1, 2, ... in connection order
                     continue
                 conn = conns[sock]
-                data = sock.recv(65536)
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:  # the client closed a session it had dropped, unread
+                    data = b""
                 conn.buf += data
                 if not data or not self._handle(conn):
                     del conns[sock]
@@ -113,7 +130,11 @@ class ScriptedVenue:
             if not conn.logged_on:
                 return self._logon(conn, frame, msg)
             if isinstance(msg, codecs.NewOrder):
-                self._order(conn, msg)
+                if not self._order(conn, msg):
+                    return False
+                if self.stall_s and conn.orders == 1:
+                    conn.paused_until = time.monotonic() + self.stall_s
+                    return True  # the rest stays in conn.buf until the stall is over
             elif isinstance(msg, codecs.Heartbeat):
                 self.heartbeats.append((conn.session_id, msg.next_seq_num))
             elif isinstance(msg, codecs.Logout):
@@ -144,12 +165,14 @@ class ScriptedVenue:
         conn.logged_on = True
         return True
 
-    def _order(self, conn: _Conn, msg: Any) -> None:
+    def _order(self, conn: _Conn, msg: Any) -> bool:
+        """Answer one NewOrder; False when the connection is to be closed."""
         self.orders.append({**msg.to_dict(), "session": conn.session_id, "arrival": time.monotonic()})
+        conn.orders += 1
         seq = msg.seq_num
         if self.drop_every and seq % self.drop_every == 0:
             self.dropped += 1
-            return
+            return True
         if self.throttle_every and seq % self.throttle_every == 0:
             self.throttled += 1
             m = self._encode(codecs.Reject)
@@ -163,6 +186,23 @@ class ScriptedVenue:
             m.exec_type, m.ord_status = codecs.ExecType.NEW, codecs.OrdStatus.NEW
         conn.out_seq += 1
         self._send(conn, m)
+        action, after = self.end_session.get(conn.session_id, ("", 0))
+        if conn.orders != after:
+            return True
+        if action == "logout":
+            lo = self._encode(codecs.Logout)
+            lo.next_seq_num, lo.timestamp_ns = conn.out_seq, time.time_ns()
+            lo.reason = codecs.LogoutReason.SHUTDOWN
+            self._send(conn, lo)
+        elif action == "garbage":
+            hb = self._encode(codecs.Heartbeat)
+            hb.next_seq_num, hb.timestamp_ns = conn.out_seq, time.time_ns()
+            frame = bytearray(self._out[:hb.frame()])
+            hb.release()
+            frame[codecs.SOFH_SIZE + 4] ^= 0xFF  # the header's schema id
+            conn.sock.sendall(frame)
+            return True
+        return action not in ("close", "logout")
 
 
 CREDS = [Credential(account=ACCOUNT, key_id=KEY, secret=SECRET)]
@@ -229,6 +269,46 @@ def test_throttled_and_unanswered_orders_are_counted() -> None:
     assert r.responses["new"] == 400 - venue.dropped - venue.throttled
     assert r.answered + r.unanswered == r.sent
     assert len(r.latencies_ns) == r.answered
+
+
+@pytest.mark.parametrize(("action", "error"), [
+    ("close", "the venue closed the connection"),
+    ("logout", "the venue logged the session out during the run (SHUTDOWN)"),
+    ("garbage", "undecodable message from the venue (WRONG_SCHEMA: "),
+])
+def test_session_ended_by_the_venue_mid_run(action: str, error: str) -> None:
+    # the pump hands the ended session to Python and goes on with the others
+    with ScriptedVenue({KEY: SECRET}, end_session={2: (action, 5)}) as venue:
+        r = run_loadgen(port=venue.port, credentials=CREDS, sessions=3, rate=1500, duration=0.4,
+                        drain_timeout=0.5)
+    ended, others = r.sessions[1], (r.sessions[0], r.sessions[2])
+    assert ended.error is not None and ended.error.startswith(error)
+    assert not ended.clean_logout and not r.ok
+    assert 5 <= ended.sent < 200 and r.not_sent == 200 - ended.sent
+    assert all(s.error is None and s.clean_logout and s.sent == 200 for s in others)
+    assert sum(o["session"] != 2 for o in venue.orders) == 400 and r.answered >= 400 + 5
+    assert sorted(sid for sid, _ in venue.logouts) == [1, 3]
+    assert f"session 1 (key {KEY}, session id 2): {error}" in loadgen.format_report(r)
+
+
+def test_blocked_socket_sends_everything_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The venue reads nothing for 0.4 s: the client's socket blocks and overdue orders wait in its
+    # buffer. The venue answers nothing, so only EPOLLOUT (not an arrival) wakes the client to write
+    # the backlog: without it, 100 ms idle waits would not get 8,000 orders out before the give-up.
+    connect = socket.create_connection
+
+    def small_send_buffer(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = connect(*args, **kwargs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # no autotuning to megabytes
+        return sock
+
+    monkeypatch.setattr(loadgen.socket, "create_connection", small_send_buffer)
+    with ScriptedVenue({KEY: SECRET}, stall_s=0.4, drop_every=1) as venue:
+        r = run_loadgen(port=venue.port, credentials=CREDS, sessions=1, rate=20_000, duration=0.5,
+                        drain_timeout=1.0)
+    assert r.planned == r.sent == 10_000 and r.unanswered == 10_000 and r.sessions[0].clean_logout
+    assert [o["seq_num"] for o in venue.orders] == list(range(1, 10_001))
+    assert r.send_lag_us["max"] > 50_000  # orders waited for room in the buffer
 
 
 def test_heartbeat_when_idle() -> None:

@@ -70,6 +70,9 @@ class EngineSettings:
     max_batch: int = field(default=1024, metadata={"min": 1})  # commands per group commit at most
     # block: sleep on a futex when idle (the only sane choice with 2 cores); spin/yield burn a core
     wait_strategy: str = field(default="block", metadata={"choices": WAIT_STRATEGIES})
+    # "block" polls this long before sleeping; 0 when the gateways share the engine's CPU (a spin
+    # there only delays the gateway that would send the engine's answer out)
+    spin_us: float = field(default=20.0, metadata={"min": 0, "max": 1000})
     # SCHED_FIFO priority of the engine process (0 = normal scheduling). Needs CAP_SYS_NICE and the
     # "block" wait: a FIFO process that spins starves the machine until RT throttling stops it.
     rt_priority: int = field(default=0, metadata={"min": 0})
@@ -92,6 +95,10 @@ class SbeSettings:
     # After publishing a request, spin up to this long for the engine's answer instead of sleeping
     # (a sleep + wake-up costs tens of µs on a VM); 0 = always sleep.
     spin_us: float = field(default=0.0, metadata={"min": 0, "max": 1000})
+    # Never sleep: poll the sockets and the outcome ring, yielding the CPU between rounds. Costs the
+    # CPU it runs on; for a core given to the venue (sbe.cpus), where no wake-up then has to wait
+    # for a halted virtual CPU.
+    busy_poll: bool = False
     cpus: str = field(default="", metadata={"cpu_list": True})  # CPUs to pin to ("1", "0-1"); "" = any
     log_sessions: bool = True  # a line per logon and per closed session (why it closed)
 

@@ -66,6 +66,7 @@ class EngineService:
         self.config = config
         self.max_batch = settings.max_batch
         self.wait = settings.wait_strategy
+        self.spin_ns = int(settings.spin_us * 1000)
         self.dir = run_dir(config)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)  # the rings carry every account's orders: the venue's user only
@@ -97,7 +98,7 @@ class EngineService:
 
     def step(self, timeout_ns: int = IDLE_WAIT_NS) -> int:
         """Take one batch (waiting up to timeout_ns), apply, commit, publish; returns commands done."""
-        n = self.commands.take(self._raw, timeout_ns=timeout_ns, wait=self.wait)
+        n = self.commands.take(self._raw, timeout_ns=timeout_ns, wait=self.wait, spin_ns=self.spin_ns)
         if n == 0:
             return 0  # (an async journal is fsync'ed by its own thread, off this one)
         stats = self.stats
