@@ -395,6 +395,7 @@ def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
 def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float | None) -> None:
     """venue loadgen against engine + SBE gateway processes, started as `venue run` starts them."""
     from bench import e2e_bench
+    from bench.stalls import measure_stalls as stall_floor
 
     runs = [e2e_bench.run_e2e(label, durability=durability, rate=rate, duration=seconds or duration,
                               seed=seed, extra=list(extra), **client)
@@ -422,6 +423,14 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
     out.section(f"[5] end to end over loopback: venue loadgen -> SBE gateway -> rings -> engine + journal "
                 f"-> back (4 sessions, seed {seed})")
     out.table(headings, rows, width=30)
+    stalls = stall_floor(seconds or 5.0)
+    for cpu in stalls:
+        counts = ", ".join(f"{k}: {v}" for k, v in cpu.stalls.items())
+        out.emit(f"  machine floor, CPU {cpu.cpu}: a thread that never sleeps lost {cpu.lost_percent:.1f}%"
+                 f" of {cpu.seconds:.0f} s to stalls ({counts}; "
+                 f"longest {cpu.longest_us:,.0f} us); an event at a random instant waits p99 "
+                 f"{cpu.event_delay_us['p99']:,.0f} us, p99.9 {cpu.event_delay_us['p99.9']:,.0f} us")
+    result["machine_stalls"] = [cpu.as_dict() for cpu in stalls]
     out.emit("  round trip = planned send time of a NewOrder -> its first answer at the client (no "
              "coordinated omission), split at the engine's transactTime stamp; loadgen, gateway and "
              "engine share the machine's cores; pinned = engine + gateway on CPU 1 (engine.cpus, "
