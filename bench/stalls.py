@@ -50,6 +50,8 @@ def _summarise(cpu: int, starts: np.ndarray, lengths: np.ndarray, begin: int, en
               for low, high, name in zip(edges[:-1], edges[1:], names, strict=True)}
     # Events every 1/EVENT_RATE s: one that lands inside a stall waits until the stall ends.
     events = np.arange(begin, end, 1_000_000_000 // EVENT_RATE, dtype=np.int64)
+    if len(starts) == 0:  # a quiet CPU
+        starts, lengths = np.array([begin], dtype=np.int64), np.zeros(1, dtype=np.int64)
     ends = starts + lengths
     i = np.searchsorted(starts, events, side="right") - 1  # the last stall starting at or before
     inside = (i >= 0) & (events < ends[np.maximum(i, 0)])
@@ -70,11 +72,16 @@ def measure_stalls(seconds: float = 5.0, cpus: list[int] | None = None) -> list[
         parent, child = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_spin_on, args=(cpu, seconds, child), daemon=True)
         proc.start()
+        child.close()  # only the child writes: its death then shows as EOF here, not a hang
         pipes.append(parent)
         procs.append(proc)
     results = []
     for cpu, pipe, proc in zip(cpus, pipes, procs, strict=True):
-        starts, lengths, begin, end = pipe.recv()
+        try:
+            starts, lengths, begin, end = pipe.recv()
+        except EOFError:
+            proc.join()
+            raise RuntimeError(f"the stall probe on CPU {cpu} died (exit code {proc.exitcode})") from None
         proc.join()
         results.append(_summarise(cpu, starts, lengths, begin, end))
     return results

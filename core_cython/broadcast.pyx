@@ -618,6 +618,8 @@ cdef class BroadcastReader(_Mapped):
 
     cdef bint c_prepare_wait(self) noexcept nogil:
         cdef uint64_t pid
+        if self.base == NULL:
+            return False  # closed: the caller finds out through stale() / take()
         bc_or32(self.sleep_mask, self.bit)
         bc_fence()   # the bit before reading `published` (Dekker with the producer)
         pid = bc_load(self.producer_pid_p)
@@ -634,7 +636,8 @@ cdef class BroadcastReader(_Mapped):
         self.c_awake()
 
     cdef void c_awake(self) noexcept nogil:
-        bc_and32(self.sleep_mask, ~self.bit)
+        if self.base != NULL:
+            bc_and32(self.sleep_mask, ~self.bit)
 
     def drain_wakeups(self) -> int:
         """Call after the fd woke (or the wait ended): empties the wake socket, clears the sleeping
@@ -646,6 +649,8 @@ cdef class BroadcastReader(_Mapped):
         cdef char buf[64]
         cdef int n = 0
         cdef ssize_t got
+        if self.base == NULL:
+            return 0
         bc_and32(self.sleep_mask, ~self.bit)
         while self.sock_fd >= 0:
             got = recv(self.sock_fd, buf, sizeof(buf), MSG_DONTWAIT)
@@ -656,7 +661,7 @@ cdef class BroadcastReader(_Mapped):
 
     cdef bint c_has_new(self) noexcept nogil:
         """Records (or a lap) wait to be taken: a cheap check for a bounded spin."""
-        return bc_load(self.published_p) != self._cursor
+        return self.base != NULL and bc_load(self.published_p) != self._cursor
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """prepare_wait() + poll the fd (None: no timeout) + drain_wakeups(). True if take() has

@@ -87,8 +87,9 @@ _DATA_FILE = "data.mdb"
 _WRITER_LOCK_FILE = "writer.lock"
 
 # writemap (async mode) only on filesystems that overwrite a written block in place: a copy-on-write
-# one (btrfs, zfs) may need a new block for every page LMDB rewrites (see _Headroom).
-WRITEMAP_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "tmpfs"})
+# one (btrfs, zfs) may need a new block for every page LMDB rewrites (see _Headroom); so may xfs,
+# once a reflink copy (cp --reflink, the default of newer coreutils) shares the file's extents.
+WRITEMAP_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "tmpfs"})
 # How far ahead of LMDB's last page the data file is kept written: a 16th of the journal, within
 # these bounds (the flusher tops it up every sync_interval_s; one-command batches take ~430 bytes
 # each, so 4 MiB is a second of 10k orders/s).
@@ -593,7 +594,10 @@ class _Headroom:
         try:
             used, map_end = self.measure(env)
             self.written = used  # [0, written): written by LMDB or by us; only ever grows
-            self.top_up(used, map_end)
+            # Opening a new journal commits LMDB's own transactions (open_db) outside reserve():
+            # room for them must be written now, or a full disk fails the open here, not by SIGBUS.
+            headroom = min(_HEADROOM_MAX, max(_HEADROOM_MIN, used // 16))
+            self._extend(used + headroom, used + self._overhead, map_end)
         except BaseException:
             self.close()
             raise

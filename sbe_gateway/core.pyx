@@ -755,6 +755,10 @@ cdef class GatewayCore:
             timeout_ms = 0  # outcomes arrived meanwhile
         with nogil:
             n = epoll_wait(self.epfd, self.events, MAX_EVENTS, timeout_ms)
+        if n < 0:
+            if errno != EINTR:
+                raise OSError(errno, "epoll_wait failed")
+            n = 0
         self.reader.c_awake()  # the engine need not send wake bytes while we work
         now = _clock_ns(CLOCK_REALTIME)
         for i in range(n):
@@ -826,36 +830,47 @@ cdef class GatewayCore:
                 return todo
             return _later(todo, POLL_READ_ERROR, s, errno)
 
+    cdef list _flush_one(self, Session s, int64_t now, list todo):
+        cdef Py_ssize_t size
+        cdef ssize_t sent
+        if s.fd < 0:
+            return todo  # closed meanwhile
+        size = PyByteArray_GET_SIZE(s.out)
+        if size > self.max_pending_out:
+            s.close_reason = f"client not reading ({size} bytes of reports queued)"
+            s.state = SESSION_CLOSING
+        if s.state == SESSION_CLOSING:
+            return _later(todo, POLL_CLOSE, s, None)
+        if size == 0 or s.want_write:
+            return todo
+        sent = c_send(s.fd, PyByteArray_AS_STRING(s.out), size, MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent > 0:
+            del s.out[:sent]
+            s.last_tx_ns = now
+        elif sent < 0 and errno != EAGAIN and errno != EINTR:
+            del s.out[:]  # the peer is gone; the read side notices and closes
+            return todo
+        if PyByteArray_GET_SIZE(s.out):
+            s.want_write = True
+            self._watch(s, EPOLLIN | EPOLLOUT)
+        return todo
+
     cdef list _flush_dirty(self, int64_t now, list todo):
         """Write the sessions' new output; what the socket does not take waits for EPOLLOUT."""
         cdef Session s
-        cdef Py_ssize_t size
-        cdef ssize_t sent
         cdef list dirty = self.dirty
+        cdef Py_ssize_t i = 0
         self.dirty = []
-        for s in dirty:
-            s.dirty = False
-            if s.fd < 0:
-                continue  # closed meanwhile
-            size = PyByteArray_GET_SIZE(s.out)
-            if size > self.max_pending_out:
-                s.close_reason = f"client not reading ({size} bytes of reports queued)"
-                s.state = SESSION_CLOSING
-            if s.state == SESSION_CLOSING:
-                todo = _later(todo, POLL_CLOSE, s, None)
-                continue
-            if size == 0 or s.want_write:
-                continue
-            sent = c_send(s.fd, PyByteArray_AS_STRING(s.out), size, MSG_DONTWAIT | MSG_NOSIGNAL)
-            if sent > 0:
-                del s.out[:sent]
-                s.last_tx_ns = now
-            elif sent < 0 and errno != EAGAIN and errno != EINTR:
-                del s.out[:]  # the peer is gone; the read side notices and closes
-                continue
-            if PyByteArray_GET_SIZE(s.out):
-                s.want_write = True
-                self._watch(s, EPOLLIN | EPOLLOUT)
+        try:
+            for i in range(len(dirty)):
+                s = <Session>dirty[i]
+                s.dirty = False
+                todo = self._flush_one(s, now, todo)
+        except BaseException:
+            for s in dirty[i:]:  # not lost: flushed next round
+                s.dirty = True
+                self.dirty.append(s)
+            raise
         return todo
 
     # ------------------------------------------------------------------ outcomes

@@ -39,3 +39,11 @@ def test_pinning_keeps_to_the_cpus_this_process_may_use() -> None:
         assert os.sched_getaffinity(0) == {first} and "no CPU" in notes[0]
     finally:
         os.sched_setaffinity(0, before)
+
+
+def test_a_real_time_process_may_not_poll() -> None:
+    with pytest.raises(ConfigError, match="busy_poll"):
+        load_config(CONFIG, ["sbe.rt_priority=10", "sbe.busy_poll=true"])
+    with pytest.raises(ConfigError, match="wait_strategy"):
+        load_config(CONFIG, ["engine.rt_priority=10", "engine.wait_strategy=spin"])
+    assert load_config(CONFIG, ["engine.rt_priority=10", "sbe.busy_poll=true"]).sbe.busy_poll

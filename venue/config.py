@@ -51,6 +51,8 @@ class JournalSettings:
     path: str = "var/journal"
     durability: str = field(default="sync", metadata={"choices": DURABILITY_MODES})
     snapshot_interval: int = field(default=100_000, metadata={"min": 0})  # events; 0 = never
+    # async mode only: write through LMDB's map (auto = where the filesystem allows it safely)
+    writemap: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ def parse_config(
         instruments, markets = _build_instruments(raw.get("instruments", []), assets)
         _check_demo_mids(demo, instruments)
         _check_demo_funding(demo, assets)
+        _check_scheduling(engine, sbe)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return VenueConfig(journal, demo, instruments, source, assets, accounts, markets, keys, engine, sbe)
@@ -432,6 +435,16 @@ def _build_fees(table: object, where: str) -> tuple[tuple[int, int, int], ...]:
             raise ConfigError(f"{key}: the maker rebate exceeds the taker fee (maker_bps + taker_bps < 0)")
         fees.append((int(tier_text), values[0], values[1]))
     return tuple(sorted(fees))
+
+
+def _check_scheduling(engine: EngineSettings, sbe: SbeSettings) -> None:
+    """A SCHED_FIFO process that never sleeps starves everything else on its CPU (its yields only
+    go to other real-time tasks) until RT throttling stops it for 50 ms."""
+    if engine.rt_priority > 0 and engine.wait_strategy != "block":
+        raise ConfigError(f"engine.rt_priority needs engine.wait_strategy = \"block\", "
+                          f"not {engine.wait_strategy!r}")
+    if sbe.rt_priority > 0 and sbe.busy_poll:
+        raise ConfigError("sbe.rt_priority and sbe.busy_poll cannot go together")
 
 
 def _check_demo_mids(demo: DemoSettings, instruments: tuple[Instrument, ...]) -> None:

@@ -46,6 +46,14 @@ class Venue:
 # ---------------------------------------------------------------------------- opening the venue
 
 
+def _writemap(setting: str, durability: str) -> bool | None:
+    """journal.writemap: auto = the journal decides (async mode, a filesystem where it is safe); on =
+    in async mode whatever the filesystem; off = never."""
+    if setting == "auto":
+        return None
+    return setting == "on" and durability == "async"
+
+
 @contextmanager
 def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue]:
     """The recovered journaled engine and an edge that knows its instruments; flushed and closed after."""
@@ -54,7 +62,7 @@ def open_venue(config: VenueConfig, *, progress: bool = False) -> Iterator[Venue
     settings = config.journal
     engine = JournaledEngine.open(settings.path, durability=settings.durability,  # type: ignore[arg-type]
                                   snapshot_every_events=settings.snapshot_interval, progress=progress,
-                                  funds=True)
+                                  funds=True, writemap=_writemap(settings.writemap, settings.durability))
     try:
         recovered_at = (engine.last_cmd_seq, engine.last_event_seq)
         # Every integer order id used so far is <= the last cmd seq (one new id per command at most).
