@@ -57,9 +57,13 @@ RING_MESSAGES = 4_000_000
 # CPU 0 as a trading client on its own machine would (no timer wake-ups of its own).
 _PINNED = ("engine.cpus=1", "sbe.cpus=1", "engine.spin_us=0")
 _BUSY_CLIENT = {"busy_poll": True, "client_cpus": "0"}
+_ENGINE_CORE = ("engine.cpus=1", "engine.spin_us=1000", "sbe.cpus=0", "sbe.busy_poll=true")
 E2E_RUNS = (("latency", "async", 10_000, 10.0, (), {}),
             ("pinned", "async", 10_000, 10.0, _PINNED, _BUSY_CLIENT),
             ("pinned+polls", "async", 10_000, 10.0, (*_PINNED, "sbe.busy_poll=true"), _BUSY_CLIENT),
+            # the engine alone on CPU 1, never sleeping at this rate; gateway (polling) and a
+            # sleeping client share CPU 0: no wake-up is left but the client's own timer
+            ("engine core", "async", 10_000, 10.0, _ENGINE_CORE, {"client_cpus": "0"}),
             ("latency", "sync", 10_000, 10.0, (), {}),
             ("throughput", "async", 150_000, 5.0, (), {}))
 DEFAULT_BATCH = 2048
@@ -435,7 +439,8 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
              "coordinated omission), split at the engine's transactTime stamp; loadgen, gateway and "
              "engine share the machine's cores; pinned = engine + gateway on CPU 1 (engine.cpus, "
              "sbe.cpus, engine.spin_us=0), the load generator busy-polling on CPU 0 (--busy-poll "
-             "--cpus 0); +polls = and the gateway polls (sbe.busy_poll)")
+             "--cpus 0); +polls = and the gateway polls (sbe.busy_poll); engine core = the engine alone on "
+             "CPU 1 spinning (engine.spin_us=1000), the polling gateway and a sleeping client on CPU 0")
     result["e2e"] = [r.as_dict() for r in runs]
 
 
