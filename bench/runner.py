@@ -64,6 +64,7 @@ E2E_RUNS = (("latency", "async", 10_000, 10.0, (), {}),
             # the engine alone on CPU 1, never sleeping at this rate; gateway (polling) and a
             # sleeping client share CPU 0: no wake-up is left but the client's own timer
             ("engine core", "async", 10_000, 10.0, _ENGINE_CORE, {"client_cpus": "0"}),
+            ("all polling", "async", 10_000, 10.0, _ENGINE_CORE, _BUSY_CLIENT),  # no one sleeps
             ("latency", "sync", 10_000, 10.0, (), {}),
             ("throughput", "async", 150_000, 5.0, (), {}))
 DEFAULT_BATCH = 2048
@@ -440,7 +441,8 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
              "engine share the machine's cores; pinned = engine + gateway on CPU 1 (engine.cpus, "
              "sbe.cpus, engine.spin_us=0), the load generator busy-polling on CPU 0 (--busy-poll "
              "--cpus 0); +polls = and the gateway polls (sbe.busy_poll); engine core = the engine alone on "
-             "CPU 1 spinning (engine.spin_us=1000), the polling gateway and a sleeping client on CPU 0")
+             "CPU 1 spinning (engine.spin_us=1000), the polling gateway and a sleeping client on CPU 0; all "
+             "polling = the same with the client busy-polling too (both yield between rounds)")
     result["e2e"] = [r.as_dict() for r in runs]
 
 

@@ -43,11 +43,12 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
     assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1 + 2
     assert [(r["label"], r["durability"]) for r in res["e2e"]] == [
         ("latency", "async"), ("pinned", "async"), ("pinned+polls", "async"), ("engine core", "async"),
-        ("latency", "sync"),
+        ("all polling", "async"), ("latency", "sync"),
         ("throughput", "async")]
     pinned = res["e2e"][1]  # the venue on CPU 1, the client busy-polling on CPU 0
     assert "engine.cpus=1" in pinned["overrides"] and pinned["client"] == {"busy_poll": True, "cpus": "0"}
-    assert res["targets"]["e2e_p99_us"]["run"] in ("latency", "pinned", "pinned+polls", "engine core")
+    assert res["targets"]["e2e_p99_us"]["run"] in ("latency", "pinned", "pinned+polls", "engine core",
+                                                   "all polling")
     for run in res["e2e"]:  # real sessions through a real gateway and engine: every order answered
         assert run["loadgen"]["sent"] == run["loadgen"]["planned"] > 0
         assert run["loadgen"]["answered"] == run["loadgen"]["sent"] and run["loadgen"]["unanswered"] == 0
