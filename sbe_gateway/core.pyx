@@ -238,15 +238,6 @@ cdef class Session:
         self.throttle_interval_ns = 0 if per_second <= 0 else <int64_t>(1e9 / per_second)
         self.throttle_burst_ns = <int64_t>(burst * self.throttle_interval_ns)
 
-    def writable_tail(self) -> memoryview:
-        """Where the next recv goes (compacting consumed bytes to the front first)."""
-        cdef char* p = PyByteArray_AS_STRING(self.inbuf)
-        if self.in_pos:
-            memmove(p, p + self.in_pos, self.in_len - self.in_pos)
-            self.in_len -= self.in_pos
-            self.in_pos = 0
-        return memoryview(self.inbuf)[self.in_len:]
-
     cdef bint _conforms(self, int64_t now) noexcept:
         if self.throttle_interval_ns == 0:
             return True
@@ -830,29 +821,41 @@ cdef class GatewayCore:
                 return todo
             return _later(todo, POLL_READ_ERROR, s, errno)
 
-    cdef list _flush_one(self, Session s, int64_t now, list todo):
-        cdef Py_ssize_t size
+    cdef bint _write_out(self, Session s, int64_t now) except -1:
+        """Send what the socket takes of s.out; the rest waits for EPOLLOUT. Past max_pending_out the
+        session is set closing instead (also while waiting for the socket); returns True then."""
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(s.out)
         cdef ssize_t sent
-        if s.fd < 0:
-            return todo  # closed meanwhile
-        size = PyByteArray_GET_SIZE(s.out)
         if size > self.max_pending_out:
             s.close_reason = f"client not reading ({size} bytes of reports queued)"
             s.state = SESSION_CLOSING
-        if s.state == SESSION_CLOSING:
-            return _later(todo, POLL_CLOSE, s, None)
+            return True
         if size == 0 or s.want_write:
-            return todo
+            return False
         sent = c_send(s.fd, PyByteArray_AS_STRING(s.out), size, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent > 0:
             del s.out[:sent]
             s.last_tx_ns = now
         elif sent < 0 and errno != EAGAIN and errno != EINTR:
             del s.out[:]  # the peer is gone; the read side notices and closes
-            return todo
+            return False
         if PyByteArray_GET_SIZE(s.out):
             s.want_write = True
             self._watch(s, EPOLLIN | EPOLLOUT)
+        return False
+
+    def flush(self, Session s, int64_t now) -> None:
+        """Write s's output now (the Python loop, e.g. a LogonAck or a Logout before closing)."""
+        if s.fd >= 0:
+            self._write_out(s, now)
+
+    cdef list _flush_one(self, Session s, int64_t now, list todo):
+        if s.fd < 0:
+            return todo  # closed meanwhile
+        if s.state != SESSION_CLOSING:
+            self._write_out(s, now)
+        if s.state == SESSION_CLOSING:  # the Python loop flushes what it can and closes
+            return _later(todo, POLL_CLOSE, s, None)
         return todo
 
     cdef list _flush_dirty(self, int64_t now, list todo):

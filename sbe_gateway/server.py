@@ -177,9 +177,7 @@ class GatewayServer:
                 continue  # closed by an earlier item
             if what == POLL_INPUT:
                 if self._act(conn, detail, now):
-                    self._read(conn, now)  # the rest of what the socket holds
-                    if self.connections.get(conn.session.fd) is conn:
-                        self._flush(conn)  # e.g. the LogonAck
+                    self._flush(conn)  # e.g. the LogonAck; what the socket still holds comes next round
             elif what == POLL_EOF:
                 self._closed_by_peer(conn, now)
             elif what == POLL_READ_ERROR:
@@ -209,33 +207,6 @@ class GatewayServer:
             self.connections[sock.fileno()] = conn
             self.epoll.register(sock.fileno(), select.EPOLLIN)
             self.core.add_session(session)
-
-    def _read(self, conn: Connection, now: int) -> None:
-        """Read and handle input in Python (after a logon, until the socket is empty)."""
-        s = conn.session
-        while True:
-            tail = s.writable_tail()
-            room = len(tail)
-            if room == 0:  # cannot happen with max_frame < IN_BUFFER; never spin on it
-                self._close(conn, "input buffer full", now)
-                return
-            try:
-                got = conn.sock.recv_into(tail)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._close(conn, f"read error: {exc.strerror}", now)
-                return
-            finally:
-                tail.release()
-            if got == 0:
-                self._closed_by_peer(conn, now)
-                return
-            s.in_len += got
-            if not self._act(conn, self.core.on_input(s, now), now):
-                return
-            if got < room:
-                return
 
     def _act(self, conn: Connection, action: int, now: int) -> bool:
         """Carry out on_input()'s result, handling further frames after a logon; False if the
@@ -334,26 +305,7 @@ class GatewayServer:
     # ---------------------------------------------------------------- output and timers
 
     def _flush(self, conn: Connection) -> None:
-        s = conn.session
-        if len(s.out) > self.settings.max_pending_out:  # also while waiting for the socket to drain
-            s.close_reason = f"client not reading ({len(s.out)} bytes of reports queued)"
-            s.state = SESSION_CLOSING
-            return
-        if not s.out or s.want_write:
-            return
-        try:
-            sent = conn.sock.send(s.out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            s.out.clear()  # the peer is gone; the read side will notice and close
-            return
-        if sent:
-            del s.out[:sent]
-            s.last_tx_ns = time.time_ns()
-        if s.out:
-            s.want_write = True
-            self.epoll.modify(conn.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        self.core.flush(conn.session, time.time_ns())
 
     def _timers(self, now: int) -> None:
         if self.reader.stale():  # the engine stopped or was replaced: this gateway's rings are gone

@@ -111,6 +111,19 @@ def test_full_session_trades_cancels_replaces_and_logs_out(venue: RunningVenue) 
     assert messages
 
 
+def test_orders_in_the_same_write_as_the_logon_are_handled(venue: RunningVenue) -> None:
+    client = venue.connect()
+    frames: list[bytes] = []
+    real_send, client.send_raw = client.send_raw, lambda data: frames.append(bytes(data))
+    cl = next_id()
+    client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+    client.send_raw = real_send
+    client.send_raw(client.logon_frame(*venue.keys["demo-3"]) + frames[0])  # one write, one segment
+    ack, _ = client.wait_for(lambda m: m["template"] == "LogonAck")
+    assert ack["account_id"] == venue.accounts["demo-3"]
+    assert report(client, cl, NEW)["account_id"] == venue.accounts["demo-3"]
+
+
 def test_an_account_sees_and_touches_only_its_own_orders(venue: RunningVenue) -> None:
     alice, bob = venue.client("demo-1"), venue.client("demo-2")
     cl = next_id()
