@@ -163,7 +163,7 @@ def test_secrets_never_reach_the_journal(created: dict[str, Any]) -> None:
         assert secret not in blob and secret.hex().encode() not in blob, path
 
 
-def test_a_running_venue_refuses_offline_admin(tmp_path: Path) -> None:
+def test_a_held_lock_without_an_engine_is_a_clear_error(tmp_path: Path) -> None:
     config = load_config(CONFIG, [f"journal.path={tmp_path / 'j'}"])
     assert not venue_running(config)
     lock = hold_engine_lock(tmp_path / "j")  # as the engine process will
@@ -171,9 +171,10 @@ def test_a_running_venue_refuses_offline_admin(tmp_path: Path) -> None:
         assert venue_running(config)
         with pytest.raises(VenueError, match="the venue is already running"):
             hold_engine_lock(tmp_path / "j")
+        # The lock says "running" but no engine listens on the admin socket (a stuck or foreign holder).
         line = one_line_error(accounts("create", "carol", "--deposit", "USDT=1", cwd=tmp_path))
-        assert line.startswith("venue accounts create: error: the venue is running: ")
-        assert line.endswith("(online admin path: not yet)")
+        assert line.startswith("venue accounts create: error: the venue is running (its journal ")
+        assert "but its engine does not answer on " in line and line.count("admin.sock") == 1
     finally:
         lock.close()
     assert not venue_running(config)

@@ -25,19 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core_cython.records import (
-    FIRST_CUSTOMER_ACCOUNT,
-    EventType,
-    Op,
-    Reason,
-    new_commands,
-    ref_hash,
-    set_money,
-)
+from core_cython.records import EventType, Reason
+from venue.admin_ops import AccountsError, resolve_account
 from venue.argtypes import count, positive_int
-from venue.bootstrap import META_ACCOUNTS, _save, _stored
+from venue.bootstrap import META_ACCOUNTS
 from venue.config import VenueConfig, load_config
-from venue.instruments import EdgeReject
 from venue.money import MAX_TIER
 
 if TYPE_CHECKING:
@@ -45,10 +37,6 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SECRET_NOTE = "shown once: store it now, the venue keeps it encrypted and cannot show it again"
-
-
-class AccountsError(Exception):
-    """A `venue accounts` request that cannot be done (one line)."""
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -144,17 +132,6 @@ def _journal_accounts(config: VenueConfig) -> dict[int, str]:
         return {int(k): str(v) for k, v in (journal.get_meta(META_ACCOUNTS, {}) or {}).items()}
 
 
-def _resolve(text: str, names: dict[int, str]) -> int:
-    """An account name or id of the journal's meta -> its id."""
-    for number, name in names.items():
-        if name == text:
-            return number
-    if text.isdigit() and int(text) in names:
-        return int(text)
-    known = ", ".join(f"{n} ({i})" for i, n in sorted(names.items())) or "none"
-    raise AccountsError(f"no account {text} in the journal (named accounts: {known})")
-
-
 @contextmanager
 def _store(config: VenueConfig, *, create: bool = True) -> Iterator[KeyStore]:
     from venue.keys import KeyStore  # imported here: `venue --help` does not need the cryptography package
@@ -186,56 +163,13 @@ def create(config: VenueConfig, name: str, *, tier: int | None = None, max_open_
         raise AccountsError(f"--deposit {twice[0]} is given twice")
     tier = config.accounts.tier if tier is None else tier
     max_open_orders = config.accounts.max_open_orders if max_open_orders is None else max_open_orders
-    from venue.admin import submit_commands
+    from venue.admin import run_admin
 
-    chosen: dict[str, Any] = {}
-
-    def build(venue: Any) -> np.ndarray:
-        # Runs with the journal open and the engine lock held: the id and name checks cannot be raced.
-        journal, edge = venue.engine.journal, venue.edge
-        stored = _stored(journal, META_ACCOUNTS)
-        in_engine = set(venue.engine.engine.accounts())
-        existing = next((i for i, n in stored.items() if n == name), None)
-        if existing is not None and existing in in_engine:
-            raise AccountsError(f"account {name} exists already (id {existing})")
-        # A name in the meta whose account the engine lacks: a creation interrupted between the two
-        # writes (as in bootstrap.open_accounts); it is done again under the same id.
-        account = existing
-        if account is None:  # never an id in use, as open_accounts picks them
-            account = max([*stored, *in_engine, FIRST_CUSTOMER_ACCOUNT - 1]) + 1
-        customers = {i for i in in_engine if i >= FIRST_CUSTOMER_ACCOUNT}
-        granted = []
-        for text in grants:
-            number = _resolve(text, {i: n for i, n in stored.items() if i in customers})
-            granted.append(number)
-        rows = []
-        now = time.time_ns()
-        for asset_name, amount in deposits:
-            asset = edge.assets.get(asset_name)
-            if asset is None:
-                known = ", ".join(a.name for _, a in edge.assets)
-                raise AccountsError(f"--deposit {asset_name}: no such asset (assets: {known})")
-            try:
-                units = asset.to_units(amount, f"--deposit {asset_name}")
-            except EdgeReject as exc:
-                raise AccountsError(str(exc)) from None
-            if units <= 0:
-                raise AccountsError(f"--deposit {asset_name} must be positive, not {amount}")
-            # Unique across every deposit ever made: the engine refuses a ref it has credited before.
-            ref = ref_hash(f"accounts-cli:{name}:{asset_name}:{now}")
-            rows.append((edge.assets.id_of(asset_name), units, ref))
-        if existing is None:  # recorded before the engine sees the account, as open_accounts does
-            _save(journal, META_ACCOUNTS, {**stored, account: name})
-        cmds = new_commands(1 + len(rows))
-        set_money(cmds[0], Op.CREATE_ACCOUNT, account=account, qty=max_open_orders, flags=tier)
-        for cmd, (asset_id, units, (aux1, aux2)) in zip(cmds[1:], rows, strict=True):
-            set_money(cmd, Op.DEPOSIT, account=account, asset=asset_id, qty=units, aux1=aux1, aux2=aux2)
-        chosen.update(account=account, grants=granted)
-        return cmds
-
+    params = {"name": name, "tier": tier, "max_open_orders": max_open_orders,
+              "deposits": [list(pair) for pair in deposits], "grants": list(grants)}
     # The key store first: a wrong master key must fail before the engine account exists.
     with _store(config) as store:
-        events = submit_commands(config, build)
+        events, chosen = run_admin(config, "create_account", params)  # the engine's, stopped or running
         _check_applied(events, 1 + len(deposits), f"the account {name}")
         record, secret = store.create_key(chosen["account"], grants=chosen["grants"], label=name)
     return chosen["account"], record, secret
@@ -284,8 +218,8 @@ def main(args: argparse.Namespace) -> int:
         return _list_accounts(config, args.json)
     if args.key_tool == "add":
         names = _journal_accounts(config)
-        account = _resolve(args.account, names)
-        granted = [_resolve(text, names) for text in args.grant]
+        account = resolve_account(args.account, names)
+        granted = [resolve_account(text, names) for text in args.grant]
         with _store(config) as store:
             record, secret = store.create_key(account, grants=granted, label=args.label)
         _print_new_key(record, secret, names, args.json)
@@ -337,7 +271,7 @@ def _list_keys(config: VenueConfig, account_text: str | None, as_json: bool) -> 
         names = {}  # names are a nicety here: ids alone still list the keys
     account = None
     if account_text is not None:
-        account = int(account_text) if account_text.isdigit() else _resolve(account_text, names)
+        account = int(account_text) if account_text.isdigit() else resolve_account(account_text, names)
     for record in _all_keys(config, account):
         if as_json:
             print(json.dumps({"key_id": record.key_id, "account": record.account,

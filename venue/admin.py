@@ -1,40 +1,34 @@
-"""The engine-facing side of the admin commands (`venue accounts ...`): one batch of commands to the engine.
+"""The engine-facing side of the admin commands (`venue accounts ...`): one operation to the engine.
 
-    events = submit_commands(config, cmds)       # one group commit; the batch's events (a copy)
+    events, info = run_admin(config, "create_account", params)  # one group commit; its events (a copy)
     venue_running(config)                        # is <journal>/engine.lock held?
     lock = hold_engine_lock(config.journal.path) # the engine process, for its whole life
 
-Two cases:
+Two cases, the same operation code (venue.admin_ops) in both:
   the venue is not running  this process takes <journal path>/engine.lock, opens the journal with the
                             bootstrap of `venue run` (venue.run.open_venue: assets, instruments, fees and
-                            limits defined first, so accounts and deposits can refer to them), submits the
-                            batch as one group commit and closes the journal again.
-  the venue is running      _submit_online(): for now a VenueError; the engine's owner replaces that one
-                            function with a path through the command ring.
-`cmds` may also be a function of the bootstrapped Venue returning the batch: it runs under the engine lock,
-with the journal open, so ids it allocates from the journal's meta or the engine cannot be raced by
-another admin command (account creation uses this).
+                            limits defined first, so accounts and deposits can refer to them), runs the
+                            operation as one group commit and closes the journal again.
+  the venue is running      the operation's name and parameters go to the engine process over its admin
+                            socket (venue.admin_channel); the engine runs it between two batches.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
-from core_cython.records import COMMAND_DTYPE
+from venue.admin_channel import request
+from venue.admin_ops import run_operation
 from venue.bootstrap import VenueError
 from venue.config import VenueConfig
-from venue.run import Venue, open_venue
+from venue.run import open_venue
 
 ENGINE_LOCK_FILE = "engine.lock"
-
-CommandBuilder = Callable[[Venue], np.ndarray]
 
 
 def engine_lock_path(journal_path: str | os.PathLike[str]) -> Path:
@@ -90,35 +84,21 @@ def venue_running(config: VenueConfig) -> bool:
     return False
 
 
-def submit_commands(config: VenueConfig, cmds: np.ndarray | CommandBuilder) -> np.ndarray:
-    """Submit one batch (a COMMAND_DTYPE array, or a function of the bootstrapped Venue returning one) to
-    the venue's engine as one group commit; returns a copy of its events. The caller checks them: a
-    rejected command is an event, not an exception."""
+def run_admin(config: VenueConfig, operation: str,
+              params: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run one admin operation (venue.admin_ops) on the venue's engine, stopped or running: one group
+    commit. Returns (a copy of its events, the operation's info); the caller checks the events (a
+    rejected command is an event, not an exception)."""
     lock = _try_engine_lock(config.journal.path)
     if lock is None:
-        return _submit_online(config, cmds)
+        return request(config, operation, params)
     from journal.errors import JournalLockedError
 
     try:
         with open_venue(config) as venue:
-            batch = cmds(venue) if callable(cmds) else cmds
-            if batch.dtype != COMMAND_DTYPE:
-                raise TypeError("cmds must be a COMMAND_DTYPE array")
-            batch = np.ascontiguousarray(batch).copy()  # the sequencer stamps seq and ts in place
-            return venue.engine.submit(batch, time.time_ns()).copy()  # a view until the next submit
+            return run_operation(venue, operation, params)
     except JournalLockedError:
         # A venue that writes its journal without holding engine.lock (an older `venue run`): running.
-        return _submit_online(config, cmds)
+        return request(config, operation, params)
     finally:
         lock.close()
-
-
-# ---------------------------------------------------------------------------- ONLINE ADMIN PATH
-# The one place to replace when the engine takes admin commands through the command ring.
-
-
-def _submit_online(config: VenueConfig, cmds: np.ndarray | CommandBuilder) -> np.ndarray:
-    """Submit to the running engine. Not yet: the engine has no admin path; stop the venue to run admin
-    commands. (A builder needs the engine's state: online, the engine side has to run it.)"""
-    raise VenueError(f"the venue is running: its journal {config.journal.path} is in use by the engine; stop "
-                     f"it to run admin commands (online admin path: not yet)")

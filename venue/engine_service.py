@@ -137,10 +137,14 @@ class EngineService:
             dropped += n
         return dropped
 
-    def serve(self, stop: Any) -> None:
-        """Run until `stop` is truthy (checked between batches)."""
+    def serve(self, stop: Any, admin: Any = None) -> None:
+        """Run until `stop` is truthy (checked between batches); between two batches, run the admin
+        operations queued on `admin` (a venue.admin_channel.AdminChannel), if any."""
+        step = self.step
         while not stop:
-            self.step()
+            step()
+            if admin is not None and admin.pending:
+                admin.run_pending()
 
     def close(self) -> None:
         self.outcomes.close()
@@ -155,6 +159,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
     the journal is flushed and closed on the way out. A startup failure is sent as ("error", text).
     """
     from venue.admin import hold_engine_lock
+    from venue.admin_channel import AdminChannel
     from venue.run import open_venue, prepare_demo_accounts  # the compiled engine only loads here
 
     stop = StopSignal().install_in_child()
@@ -164,6 +169,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
         with lock, open_venue(config) as venue:
             created, demo_accounts = prepare_demo_accounts(venue, config)
             service = EngineService(venue.engine, config)
+            admin = AdminChannel.open(service.dir, venue)  # its thread starts before any real-time priority
             use_rt_priority(config.engine.rt_priority)
             leftovers = service.discard_leftovers()
             try:
@@ -177,9 +183,10 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
                     "next_order": venue.engine.last_cmd_seq + 1,
                     "discarded_requests": leftovers,
                 }))
-                service.serve(stop)
+                service.serve(stop, admin)
                 service.drain()
             finally:
+                admin.close()
                 service.close()
                 venue.engine.flush()
                 ready.send(("stopped", {

@@ -1,0 +1,177 @@
+"""Admin operations while the venue runs (venue/admin_channel.py): `venue accounts create` reaches the
+running engine over its admin socket; the new account trades at once; refused and malformed requests
+get a clear answer and the engine goes on; the accounts are in the journal after the stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("core_cython.engine", reason="the engine extension is not built")
+
+from journal import JournaledEngine  # noqa: E402
+from sbe_schemas import codecs  # noqa: E402
+from tests.venue_harness import CONFIG, ROOT, RunningVenue, running_venue  # noqa: E402
+from venue.admin_channel import ADMIN_SOCKET  # noqa: E402
+from venue.engine_service import run_dir  # noqa: E402
+from venue.keys import MASTER_KEY_ENV  # noqa: E402
+
+ENTRY = Path(sys.executable).parent / "venue"
+BTC, MID = 1, 6_000_000
+
+
+def accounts(v: RunningVenue, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: value for k, value in os.environ.items() if k != MASTER_KEY_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "venue"]
+    return subprocess.run([*command, "accounts", *args, "--config", str(CONFIG), "--journal",
+                           str(v.config.journal.path), "--keys", str(v.config.keys.path)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def raw_request(v: RunningVenue, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(run_dir(v.config) / ADMIN_SOCKET))
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    (length,) = struct.unpack(">I", data[:4])
+    assert len(data) == 4 + length
+    return json.loads(data[4:])
+
+
+@pytest.fixture(scope="module")
+def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
+    with running_venue(tmp_path_factory.mktemp("online")) as running:
+        yield running
+
+
+def test_an_account_created_while_the_venue_runs_trades_at_once(venue: RunningVenue) -> None:
+    made = accounts(venue, "create", "carol", "--deposit", "USDT=1000", "--json")
+    assert made.returncode == 0, made.stderr
+    carol = json.loads(made.stdout)
+    assert carol["name"] == "carol" and carol["account"] not in venue.accounts.values()
+    assert oct(os.stat(run_dir(venue.config) / ADMIN_SOCKET).st_mode & 0o777) == "0o600"
+
+    client = venue.connect()
+    ack = client.logon(carol["key_id"], bytes.fromhex(carol["secret_hex"]))
+    assert ack["account_id"] == carol["account"]
+    client.new_order(cl_ord_id=1, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
+    new, _ = client.wait_for(lambda m: m["template"] == "ExecutionReport" and m.get("cl_ord_id") == 1)
+    assert new["exec_type"] == codecs.ExecType.NEW and new["account_id"] == carol["account"]
+    # 1 BTC at 60,000 is more than the 1,000 USDT deposit buys: the engine holds what was deposited.
+    client.new_order(cl_ord_id=2, symbol_id=BTC, side=codecs.Side.BUY, qty=10_000, price=MID)
+    rejected, _ = client.wait_for(lambda m: m["template"] == "ExecutionReport" and m.get("cl_ord_id") == 2)
+    assert rejected["exec_type"] == codecs.ExecType.REJECTED
+
+    listed = [json.loads(line)["name"] for line in accounts(venue, "list", "--json").stdout.splitlines()]
+    assert "carol" in listed
+
+
+def test_refused_and_malformed_requests_leave_the_engine_running(venue: RunningVenue) -> None:
+    twice = accounts(venue, "create", "dave")
+    assert twice.returncode == 0, twice.stderr
+    again = accounts(venue, "create", "dave", "--deposit", "USDT=1")
+    assert again.returncode == 1 and "account dave exists already" in again.stderr, again.stderr
+    unknown = accounts(venue, "create", "erin", "--deposit", "DOGE=1")
+    assert "--deposit DOGE: no such asset" in unknown.stderr
+
+    body = json.dumps({"operation": "drop_tables", "params": {}}).encode()
+    answers = [
+        raw_request(venue, b"\x00\x00\x00\x09{not json"),
+        raw_request(venue, struct.pack(">I", 1 << 30)),  # claims a gigabyte
+        raw_request(venue, struct.pack(">I", 2) + b"[]"),
+        raw_request(venue, struct.pack(">I", len(body)) + body),
+        raw_request(venue, struct.pack(">I", 40) + b'{"operation": "create_account", "params": {}}'[:40]),
+    ]
+    errors = [a["error"] for a in answers]
+    assert all(a["ok"] is False for a in answers)
+    assert errors[0].startswith("bad admin request: message is not JSON")
+    assert "over the 1048576 byte limit" in errors[1]
+    assert errors[2] == "bad admin request: message is not a JSON object"
+    assert errors[3].startswith("unknown admin operation 'drop_tables'")
+    assert errors[4].startswith("bad admin request: message is not JSON")
+    missing = json.dumps({"operation": "create_account", "params": {"name": "frank"}}).encode()
+    answer = raw_request(venue, struct.pack(">I", len(missing)) + missing)
+    assert answer["error"] == "bad parameters for create_account: KeyError: 'tier'"
+
+    after = accounts(venue, "create", "grace", "--deposit", "BTC=1", "--json")  # still serving
+    assert after.returncode == 0, after.stderr
+    names = [json.loads(line)["name"] for line in accounts(venue, "list", "--json").stdout.splitlines()]
+    assert "frank" not in names and "erin" not in names and {"dave", "grace"} <= set(names)
+
+
+def test_online_accounts_are_in_the_journal_after_the_stop(tmp_path: Path) -> None:
+    with running_venue(tmp_path) as running:
+        made = accounts(running, "create", "heidi", "--deposit", "BTC=2", "--json")
+        assert made.returncode == 0, made.stderr
+        heidi = json.loads(made.stdout)["account"]
+        journal = running.config.journal.path
+    assert not (run_dir(running.config) / ADMIN_SOCKET).exists()
+    with JournaledEngine.open(journal, funds=True) as je:
+        assert je.journal.meta()["accounts"][str(heidi)] == "heidi"
+        assets = {spec["name"]: int(i) for i, spec in je.journal.meta()["assets"].items()}
+        assert je.engine.balance(heidi, assets["BTC"]) == (200_000_000, 0)
+
+
+def test_another_user_cannot_reach_the_admin_socket(venue: RunningVenue) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    path = str(run_dir(venue.config) / ADMIN_SOCKET)
+    pid = os.fork()
+    if pid == 0:  # the child becomes 'nobody' and tries to connect
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+            code = 1
+        except PermissionError:
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # refused by the 0700 run dir and the 0600 socket
+
+
+def _wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.001)
+    raise TimeoutError(f"process {pid} did not stop")
+
+
+def test_a_request_whose_client_gave_up_is_not_run(venue: RunningVenue) -> None:
+    params = {"name": "ivan", "tier": 0, "max_open_orders": 10, "deposits": [["USDT", "5"]], "grants": []}
+    body = json.dumps({"operation": "create_account", "params": params}).encode()
+    engine = venue.supervisor.engine.process.pid
+    os.kill(engine, signal.SIGSTOP)  # the request waits in the socket while its client gives up
+    _wait_until_stopped(engine)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(run_dir(venue.config) / ADMIN_SOCKET))
+            sock.sendall(struct.pack(">I", len(body)) + body)
+    finally:
+        os.kill(engine, signal.SIGCONT)
+    time.sleep(0.3)  # the engine's idle wait is 50 ms
+    names = [json.loads(line)["name"] for line in accounts(venue, "list", "--json").stdout.splitlines()]
+    assert "ivan" not in names
+    made = accounts(venue, "create", "ivan", "--deposit", "USDT=5")  # the name was never taken
+    assert made.returncode == 0, made.stderr
