@@ -436,6 +436,10 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
                  f"longest {cpu.longest_us:,.0f} us); an event at a random instant waits p99 "
                  f"{cpu.event_delay_us['p99']:,.0f} us, p99.9 {cpu.event_delay_us['p99.9']:,.0f} us")
     result["machine_stalls"] = [cpu.as_dict() for cpu in stalls]
+    if stalls:  # the round trip crosses both CPUs: no placement beats the worse one's floor
+        worst = max(stalls, key=lambda cpu: cpu.event_delay_us["p99"])
+        result["targets"]["e2e_p99_us"]["machine_floor"] = {"cpu": worst.cpu,
+                                                            "p99_us": worst.event_delay_us["p99"]}
     out.emit("  round trip = planned send time of a NewOrder -> its first answer at the client (no "
              "coordinated omission), split at the engine's transactTime stamp; loadgen, gateway and "
              "engine share the machine's cores; pinned = engine + gateway on CPU 1 (engine.cpus, "
@@ -467,6 +471,12 @@ def _summary(out: Printer, result: dict[str, Any]) -> None:
         if verdict is not None:
             run = f" (best run: {verdict['run']})" if "run" in verdict else ""
             out.emit(f"  {target.name:<46} {target_line(target, verdict['measured'])}{run}")
+            floor = verdict.get("machine_floor")
+            if floor is not None:
+                above = floor["p99_us"] >= target.threshold
+                out.emit(f"  {'':<46} machine floor: an event at a random instant waits p99 "
+                         f"{floor['p99_us']:,.0f} us on CPU {floor['cpu']}"
+                         + (" -> the target is out of reach on this host now" if above else ""))
     for name, target in TARGETS.items():
         for funds in (False, True):
             verdict = result["targets"].get(_target_key(name, funds))

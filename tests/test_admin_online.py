@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ pytest.importorskip("core_cython.engine", reason="the engine extension is not bu
 from journal import JournaledEngine  # noqa: E402
 from sbe_schemas import codecs  # noqa: E402
 from tests.venue_harness import CONFIG, ROOT, RunningVenue, running_venue  # noqa: E402
-from venue.admin_channel import ADMIN_SOCKET  # noqa: E402
+from venue.admin_channel import ADMIN_SOCKET, AdminChannel  # noqa: E402
 from venue.engine_service import run_dir  # noqa: E402
 from venue.keys import MASTER_KEY_ENV  # noqa: E402
 
@@ -104,9 +106,25 @@ def test_refused_and_malformed_requests_leave_the_engine_running(venue: RunningV
     assert errors[2] == "bad admin request: message is not a JSON object"
     assert errors[3].startswith("unknown admin operation 'drop_tables'")
     assert errors[4].startswith("bad admin request: message is not JSON")
-    missing = json.dumps({"operation": "create_account", "params": {"name": "frank"}}).encode()
-    answer = raw_request(venue, struct.pack(">I", len(missing)) + missing)
-    assert answer["error"] == "bad parameters for create_account: KeyError: 'tier'"
+    good = {"name": "frank", "tier": 0, "max_open_orders": 10, "deposits": [["USDT", "1"]], "grants": []}
+    hostile = {  # in range for JSON, out of range for the command's fields or the venue
+        "tier": (300, "tier must be an integer in 0..255, not 300"),
+        "max_open_orders": (2**64, "max_open_orders must be an integer in 1..9223372036854775807"),
+        "deposits": ([["USDT", "1"]] * 4, "deposits must be a list of at most 3 items"),
+        "grants": ([7], "grants: each item must be a string"),
+        "name": (["frank"], "account name ['frank']: use 1-64 letters"),
+    }
+    for key, (value, message) in hostile.items():
+        body = json.dumps({"operation": "create_account", "params": {**good, key: value}}).encode()
+        answer = raw_request(venue, struct.pack(">I", len(body)) + body)
+        assert answer["ok"] is False and answer["error"].startswith(message), answer
+    for text in (b'{"tier": Infinity}', b"[" * 200_000):  # Python's JSON reader takes the first
+        answer = raw_request(venue, struct.pack(">I", len(text)) + text)
+        assert answer["ok"] is False, answer
+    del good["tier"]
+    body = json.dumps({"operation": "create_account", "params": good}).encode()
+    answer = raw_request(venue, struct.pack(">I", len(body)) + body)
+    assert answer["error"] == "tier must be an integer in 0..255, not None"
 
     after = accounts(venue, "create", "grace", "--deposit", "BTC=1", "--json")  # still serving
     assert after.returncode == 0, after.stderr
@@ -175,3 +193,65 @@ def test_a_request_whose_client_gave_up_is_not_run(venue: RunningVenue) -> None:
     assert "ivan" not in names
     made = accounts(venue, "create", "ivan", "--deposit", "USDT=5")  # the name was never taken
     assert made.returncode == 0, made.stderr
+
+
+class _NoVenue:
+    """The in-process channels below never run an operation: they test the listener alone."""
+
+
+def test_the_listener_checks_the_peer_uid() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    where = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's tmp_path is under a 0700 directory
+    channel = AdminChannel.open(where, _NoVenue())
+    try:
+        where.chmod(0o777)  # open to everyone, so that only the uid check stands in the way
+        channel.path.chmod(0o777)
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(10)
+                    sock.connect(str(channel.path))
+                    os.write(writer, sock.recv(4096))
+            finally:
+                os._exit(0)
+        os.close(writer)
+        os.waitpid(pid, 0)
+        data = os.read(reader, 4096)
+        os.close(reader)
+        refused = {"ok": False, "error": "admin requests come from the venue's own user only"}
+        assert json.loads(data[4:]) == refused
+        assert not channel.pending
+    finally:
+        channel.close()
+        shutil.rmtree(where)
+
+
+def test_a_slow_client_is_cut_off_and_the_next_one_is_served(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("venue.admin_channel.READ_TIMEOUT_S", 0.5)
+    channel = AdminChannel.open(tmp_path, _NoVenue())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as slow:
+            slow.connect(str(channel.path))
+            start = time.monotonic()
+            for byte in struct.pack(">I", 100)[:3]:  # a byte every 0.2 s: each read is quick, not the whole
+                slow.sendall(bytes([byte]))
+                time.sleep(0.2)
+            slow.settimeout(5)
+            data = slow.recv(4096)
+            assert json.loads(data[4:])["error"] == "bad admin request: timed out"
+            assert time.monotonic() - start < 2
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # the listener goes on
+            sock.settimeout(5)
+            sock.connect(str(channel.path))
+            sock.sendall(struct.pack(">I", 2) + b"[]")
+            answer = json.loads(sock.recv(4096)[4:])
+            assert answer["error"] == "bad admin request: message is not a JSON object"
+    finally:
+        channel.close()
+    assert not channel.path.exists()

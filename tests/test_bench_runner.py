@@ -49,6 +49,9 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
     assert "engine.cpus=1" in pinned["overrides"] and pinned["client"] == {"busy_poll": True, "cpus": "0"}
     assert res["targets"]["e2e_p99_us"]["run"] in ("latency", "pinned", "pinned+polls", "engine core",
                                                    "all polling")
+    floor = res["targets"]["e2e_p99_us"]["machine_floor"]  # the worse CPU's floor, beside the verdict
+    assert floor["p99_us"] == max(c["event_delay_us"]["p99"] for c in res["machine_stalls"])
+    assert f"waits p99 {floor['p99_us']:,.0f} us on CPU {floor['cpu']}" in text
     for run in res["e2e"]:  # real sessions through a real gateway and engine: every order answered
         assert run["loadgen"]["sent"] == run["loadgen"]["planned"] > 0
         assert run["loadgen"]["answered"] == run["loadgen"]["sent"] and run["loadgen"]["unanswered"] == 0

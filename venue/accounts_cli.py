@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core_cython.records import EventType, Reason
-from venue.admin_ops import AccountsError, resolve_account
+from venue.admin_ops import AccountsError, check_account_name, resolve_account
 from venue.argtypes import count, positive_int
 from venue.bootstrap import META_ACCOUNTS
 from venue.config import VenueConfig, load_config
@@ -35,7 +34,6 @@ from venue.money import MAX_TIER
 if TYPE_CHECKING:
     from venue.keys import KeyRecord, KeyStore
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SECRET_NOTE = "shown once: store it now, the venue keeps it encrypted and cannot show it again"
 
 
@@ -153,14 +151,9 @@ def _check_applied(events: np.ndarray, expected: int, what: str) -> None:
 def create(config: VenueConfig, name: str, *, tier: int | None = None, max_open_orders: int | None = None,
            deposits: Sequence[tuple[str, str]] = (), grants: Sequence[str] = ()
            ) -> tuple[int, KeyRecord, bytes]:
-    """Create and fund the engine account `name`, then a key for it; returns (account id, key, secret)."""
-    if not NAME.fullmatch(name) or name.isdigit():
-        raise AccountsError(f"account name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting "
-                            f"with a letter or digit, not only digits")
-    assets = [asset for asset, _ in deposits]
-    twice = sorted({a for a in assets if assets.count(a) > 1})
-    if twice:
-        raise AccountsError(f"--deposit {twice[0]} is given twice")
+    """Create and fund the engine account `name`, then a key for it; returns (account id, key, secret).
+    The engine side (venue.admin_ops.create_account) checks every parameter; the name first here."""
+    check_account_name(name)  # before a journal is opened (or created) for nothing
     tier = config.accounts.tier if tier is None else tier
     max_open_orders = config.accounts.max_open_orders if max_open_orders is None else max_open_orders
     from venue.admin import run_admin

@@ -24,7 +24,9 @@ import queue
 import select
 import socket
 import struct
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from venue.config import VenueConfig
 
 ADMIN_SOCKET = "admin.sock"
 MAX_MESSAGE = 1 << 20  # an admin request is a few hundred bytes; an answer's events a few KiB
-READ_TIMEOUT_S = 5.0  # a client that connects and says nothing is dropped
+READ_TIMEOUT_S = 5.0  # a client gets this long to send its whole request (one at a time is served)
 ANSWER_TIMEOUT_S = 30.0  # how long the client waits for the engine
 _LENGTH = struct.Struct(">I")
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -51,23 +53,29 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(_LENGTH.pack(len(body)) + body)
 
 
-def _receive(sock: socket.socket) -> dict[str, Any]:
-    header = _read_exactly(sock, _LENGTH.size)
+def _receive(sock: socket.socket, deadline: float | None = None) -> dict[str, Any]:
+    """One framed JSON object; `deadline` (time.monotonic()) bounds the whole message, not each read."""
+    header = _read_exactly(sock, _LENGTH.size, deadline)
     (length,) = _LENGTH.unpack(header)
     if length > MAX_MESSAGE:
         raise AdminProtocolError(f"message of {length} bytes is over the {MAX_MESSAGE} byte limit")
     try:
-        message = json.loads(_read_exactly(sock, length))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
-        raise AdminProtocolError(f"message is not JSON: {exc}") from None
+        message = json.loads(_read_exactly(sock, length, deadline))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError, too deeply nested
+        raise AdminProtocolError(f"message is not JSON: {type(exc).__name__}") from None
     if not isinstance(message, dict):
         raise AdminProtocolError("message is not a JSON object")
     return message
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
+def _read_exactly(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     chunks, left = [], size
     while left:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(remaining)
         chunk = sock.recv(left)
         if not chunk:
             raise AdminProtocolError(f"connection closed after {size - left} of {size} bytes")
@@ -115,11 +123,10 @@ class AdminChannel:
         path.unlink(missing_ok=True)  # left by an engine that was killed
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            old_umask = os.umask(0o177)  # created 0600: no window in which another user could connect
-            try:
-                listener.bind(str(path))
-            finally:
-                os.umask(old_umask)
+            # Linux gives the socket file the unbound socket's mode (less the umask): 0600 from the
+            # start, no window in which another user could connect (the run dir is 0700 as well).
+            os.fchmod(listener.fileno(), 0o600)
+            listener.bind(str(path))
             listener.listen(8)
         except BaseException:
             listener.close()
@@ -136,7 +143,9 @@ class AdminChannel:
                 try:
                     self._serve(conn)
                 except OSError:
-                    pass  # the client went away; its operation (if queued) still runs
+                    pass  # the client went away (its operation, if queued, is dropped: abandoned())
+                except Exception as exc:  # never the listener's end: the next request is served
+                    print(f"admin channel: request dropped: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(READ_TIMEOUT_S)
@@ -145,7 +154,7 @@ class AdminChannel:
             _send(conn, {"ok": False, "error": "admin requests come from the venue's own user only"})
             return
         try:
-            message = _receive(conn)
+            message = _receive(conn, time.monotonic() + READ_TIMEOUT_S)
             operation, params = message.get("operation"), message.get("params", {})
             if not isinstance(operation, str) or not isinstance(params, dict):
                 raise AdminProtocolError('message needs "operation" (a string) and "params" (an object)')
@@ -229,7 +238,8 @@ def request(config: VenueConfig, operation: str, params: dict[str, Any],
         except (OSError, AdminProtocolError) as exc:
             raise VenueError(f"the engine did not answer the admin request on {path} ({exc}); if it "
                              f"was still queued it is dropped, if it was running it may have been "
-                             f"applied: check `venue accounts list`") from None
+                             f"applied without a key: check `venue accounts list` (then `venue accounts "
+                             f"key add`)") from None
     finally:
         sock.close()
     if not answer.get("ok"):

@@ -12,6 +12,7 @@ AccountsError (one line, shown to the operator); the engine goes on.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import numpy as np
 from core_cython.records import FIRST_CUSTOMER_ACCOUNT, Op, new_commands, ref_hash, set_money
 from venue.bootstrap import META_ACCOUNTS, _save, _stored
 from venue.instruments import EdgeReject
+from venue.money import MAX_TIER
 
 if TYPE_CHECKING:
     from venue.run import Venue
@@ -28,8 +30,53 @@ if TYPE_CHECKING:
 Builder = Callable[["Venue", dict[str, Any]], tuple[np.ndarray, dict[str, Any]]]
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # an account name
+MAX_OPEN_ORDERS = 2**63 - 1  # the command's qty field (int64)
+
+
 class AccountsError(Exception):
     """A `venue accounts` request that cannot be done (one line)."""
+
+
+def _integer(params: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = params.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AccountsError(f"{key} must be an integer in {low}..{high}, not {value!r}")
+    return value
+
+
+def _strings(params: dict[str, Any], key: str, width: int, most: int) -> list[list[str]]:
+    """params[key]: a list of at most `most` items, each a string (width 1) or a list of `width` strings."""
+    items = params.get(key, [])
+    if not isinstance(items, list) or len(items) > most:
+        raise AccountsError(f"{key} must be a list of at most {most} items")
+    rows = [[item] if width == 1 else item for item in items]
+    if not all(isinstance(row, list) and len(row) == width and all(isinstance(x, str) for x in row)
+               for row in rows):
+        raise AccountsError(f"{key}: each item must be {'a string' if width == 1 else f'{width} strings'}")
+    return rows
+
+
+def check_account_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name.isdigit():
+        raise AccountsError(f"account name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting "
+                            f"with a letter or digit, not only digits")
+    return name
+
+
+def account_params(venue: Venue, params: dict[str, Any]) -> tuple[str, int, int, list[list[str]], list[str]]:
+    """The checked parameters of create_account: (name, tier, max_open_orders, deposits, grants). They
+    may come from any process of the venue's user (the admin socket): nothing is trusted."""
+    name = check_account_name(params.get("name"))
+    tier = _integer(params, "tier", 0, MAX_TIER)
+    max_open_orders = _integer(params, "max_open_orders", 1, MAX_OPEN_ORDERS)
+    deposits = _strings(params, "deposits", 2, len(venue.edge.assets))
+    assets = [asset for asset, _ in deposits]
+    twice = sorted({a for a in assets if assets.count(a) > 1})
+    if twice:
+        raise AccountsError(f"--deposit {twice[0]} is given twice")
+    grants = [row[0] for row in _strings(params, "grants", 1, 1000)]
+    return name, tier, max_open_orders, deposits, grants
 
 
 def resolve_account(text: str, names: dict[int, str]) -> int:
@@ -48,7 +95,7 @@ def create_account(venue: Venue, params: dict[str, Any]) -> tuple[np.ndarray, di
 
     params: name, tier, max_open_orders, deposits [[asset, amount text]], grants [account names or ids].
     Returns the batch and {"account": id, "grants": [ids]}."""
-    name, tier, max_open_orders = str(params["name"]), int(params["tier"]), int(params["max_open_orders"])
+    name, tier, max_open_orders, deposits, grants = account_params(venue, params)
     journal, edge = venue.engine.journal, venue.edge
     stored = _stored(journal, META_ACCOUNTS)
     in_engine = set(venue.engine.engine.accounts())
@@ -61,16 +108,16 @@ def create_account(venue: Venue, params: dict[str, Any]) -> tuple[np.ndarray, di
     if account is None:  # never an id in use, as open_accounts picks them
         account = max([*stored, *in_engine, FIRST_CUSTOMER_ACCOUNT - 1]) + 1
     customers = {i: n for i, n in stored.items() if i in in_engine and i >= FIRST_CUSTOMER_ACCOUNT}
-    granted = [resolve_account(str(text), customers) for text in params.get("grants", ())]
+    granted = [resolve_account(text, customers) for text in grants]
     rows = []
     now = time.time_ns()
-    for asset_name, amount in params.get("deposits", ()):
+    for asset_name, amount in deposits:
         asset = edge.assets.get(asset_name)
         if asset is None:
             known = ", ".join(a.name for _, a in edge.assets)
             raise AccountsError(f"--deposit {asset_name}: no such asset (assets: {known})")
         try:
-            units = asset.to_units(str(amount), f"--deposit {asset_name}")
+            units = asset.to_units(amount, f"--deposit {asset_name}")
         except EdgeReject as exc:
             raise AccountsError(str(exc)) from None
         if units <= 0:
@@ -78,12 +125,12 @@ def create_account(venue: Venue, params: dict[str, Any]) -> tuple[np.ndarray, di
         # Unique across every deposit ever made: the engine refuses a ref it has credited before.
         ref = ref_hash(f"accounts-cli:{name}:{asset_name}:{now}")
         rows.append((edge.assets.id_of(asset_name), units, ref))
-    if existing is None:  # recorded before the engine sees the account, as open_accounts does
-        _save(journal, META_ACCOUNTS, {**stored, account: name})
     cmds = new_commands(1 + len(rows))
     set_money(cmds[0], Op.CREATE_ACCOUNT, account=account, qty=max_open_orders, flags=tier)
     for cmd, (asset_id, units, (aux1, aux2)) in zip(cmds[1:], rows, strict=True):
         set_money(cmd, Op.DEPOSIT, account=account, asset=asset_id, qty=units, aux1=aux1, aux2=aux2)
+    if existing is None:  # recorded before the engine sees the account, as open_accounts does
+        _save(journal, META_ACCOUNTS, {**stored, account: name})
     return cmds, {"account": account, "grants": granted}
 
 
@@ -101,7 +148,7 @@ def run_operation(venue: Venue, operation: str, params: dict[str, Any]) -> tuple
         batch, info = builder(venue, params)
     except AccountsError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # parameters of the wrong shape
+    except Exception as exc:  # a request the checks missed: refused, never the engine's end
         raise AccountsError(f"bad parameters for {operation}: {type(exc).__name__}: {exc}") from None
     batch = np.ascontiguousarray(batch).copy()  # the sequencer stamps seq and ts in place
     return venue.engine.submit(batch, time.time_ns()).copy(), info  # a view until the next submit

@@ -170,8 +170,12 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
             created, demo_accounts = prepare_demo_accounts(venue, config)
             service = EngineService(venue.engine, config)
             admin = AdminChannel.open(service.dir, venue)  # its thread starts before any real-time priority
-            use_rt_priority(config.engine.rt_priority)
-            leftovers = service.discard_leftovers()
+            try:
+                use_rt_priority(config.engine.rt_priority)
+                leftovers = service.discard_leftovers()
+            except BaseException:
+                admin.close()  # no admin.sock left behind by an engine that never served
+                raise
             try:
                 ready.send(("ready", {
                     "pid": os.getpid(), "run_dir": str(service.dir), "recovered_at": venue.recovered_at,
