@@ -3,7 +3,9 @@
 # origin of the request that caused it (records.py mirrors these as REQUEST_DTYPE / OUTCOME_DTYPE).
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
+from core_cython.broadcast cimport Broadcast
 from core_cython.records cimport Command, Event
+from core_cython.ring cimport Ring
 
 
 ctypedef struct Origin:
@@ -26,3 +28,17 @@ ctypedef struct Outcome:      # 120 bytes: engine -> gateways (broadcast ring)
 cdef enum:
     ADMIN_GATEWAY = 0
     OUTCOME_LAST_OF_COMMAND = 1
+
+
+cdef class BatchIO:
+    cdef Ring ring
+    cdef Broadcast outcomes
+    cdef readonly object commands      # the engine's input array (COMMAND_DTYPE, max_batch records)
+    cdef Command* cmd
+    cdef Request* raw
+    cdef Origin* origins
+    cdef Outcome* out
+    cdef size_t max_batch
+    cdef size_t out_cap
+    cdef Py_ssize_t n_taken            # commands of the last take(): publish() joins against them
+    cdef readonly uint64_t refused     # requests whose op was not order entry (sent on as op 0)

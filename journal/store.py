@@ -326,17 +326,18 @@ class Journal:
         # (journal/format.py's encode_batch is the reference for the bytes).
         cmd_key, cmd_value, event_key, event_value = encode_group(commands, events, first_cmd, first_event)
         last_cmd, last_event = first_cmd + n_cmds - 1, first_event + n_events - 1
-        puts = [(self._cmd_db, cmd_key, cmd_value, True)]
-        size = len(cmd_value)
-        if event_value is not None:
-            puts.append((self._event_db, event_key, event_value, True))
-            size += len(event_value)
-        if snapshot is not None:
-            blob, state_hash = snapshot
-            value = encode_snapshot(last_cmd, last_event, blob, state_hash)
-            puts.append((self._snapshots_db, seq_key(last_cmd), value, False))
-            size += len(value)
-        self._write(puts, size)
+        size = len(cmd_value) if event_value is None else len(cmd_value) + len(event_value)
+        # The common case (no snapshot, the map has room) is committed without a list of puts.
+        if snapshot is not None or not self._commit_batch(cmd_key, cmd_value, event_key, event_value, size):
+            puts = [(self._cmd_db, cmd_key, cmd_value, True)]
+            if event_value is not None:
+                puts.append((self._event_db, event_key, event_value, True))
+            if snapshot is not None:
+                blob, state_hash = snapshot
+                value = encode_snapshot(last_cmd, last_event, blob, state_hash)
+                puts.append((self._snapshots_db, seq_key(last_cmd), value, False))
+                size += len(value)
+            self._write(puts, size)
         self._last_cmd_seq = last_cmd
         self._last_event_seq = last_event
         if self.durability == "async" and self.sync_interval_s <= 0:
@@ -349,6 +350,24 @@ class Journal:
                              f"journal ({self._last_cmd_seq}/{self._last_event_seq})")
         value = encode_snapshot(cmd_seq, last_event_seq, blob, state_hash)
         self._write([(self._snapshots_db, seq_key(cmd_seq), value, False)], len(value))
+
+    def _commit_batch(self, cmd_key: bytes, cmd_value: bytes, event_key: bytes | None,
+                      event_value: bytes | None, size: int) -> bool:
+        """_write() of one batch (commands, maybe events) on the engine's hot path: no list of puts.
+        False when the map is full: the caller then goes through _write(), which grows it."""
+        env = self.env
+        if self._headroom is not None:
+            self._headroom.reserve(env, size)  # JournalFullError, never a SIGBUS, when the disk is full
+        try:
+            with env.begin(write=True) as txn:
+                if not txn.put(cmd_key, cmd_value, db=self._cmd_db, append=True):
+                    raise JournalCorruptError(f"key {cmd_key.hex()} is already in the journal")
+                if event_value is not None and not txn.put(event_key, event_value, db=self._event_db,
+                                                           append=True):
+                    raise JournalCorruptError(f"key {event_key.hex()} is already in the journal")
+        except lmdb.MapFullError:
+            return False
+        return True
 
     def _write(self, puts: list[tuple[Any, bytes, bytes, bool]], size: int) -> None:
         """One write transaction (`size`: bytes of its values); on MapFullError grow the map and

@@ -13,8 +13,14 @@ import pytest
 
 pytest.importorskip("core_cython.engine")
 
-from core_cython.broadcast import BroadcastReader  # noqa: E402
-from core_cython.envelope import join_outcomes, split_requests  # noqa: E402
+from core_cython.broadcast import Broadcast, BroadcastReader  # noqa: E402
+from core_cython.envelope import (  # noqa: E402
+    OUTCOME_SIZE,
+    REQUEST_SIZE,
+    BatchIO,
+    join_outcomes,
+    split_requests,
+)
 from core_cython.records import (  # noqa: E402
     COMMAND_DTYPE,
     EVENT_DTYPE,
@@ -26,7 +32,7 @@ from core_cython.records import (  # noqa: E402
     Reason,
     Side,
 )
-from core_cython.ring import Ring  # noqa: E402
+from core_cython.ring import WAIT_STRATEGIES, Ring  # noqa: E402
 from tests.venue_harness import venue_config  # noqa: E402
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, EngineService, run_dir  # noqa: E402
 from venue.run import open_venue, prepare_demo_accounts  # noqa: E402
@@ -72,6 +78,41 @@ def test_outcomes_skip_postings_and_mark_each_commands_last() -> None:
     assert out["flags"][:n].tolist() == [0, OUTCOME_LAST_OF_COMMAND, OUTCOME_LAST_OF_COMMAND]
     with pytest.raises(ValueError, match="outside the batch"):
         join_outcomes(events.view(np.uint8), 6, origins.view(np.uint8), 2, 5, out.view(np.uint8))
+
+
+def test_batch_io_splits_what_it_takes_and_publishes_joined_outcomes(tmp_path: Path) -> None:
+    ring = Ring.create(str(tmp_path / "c.ring"), 64, REQUEST_SIZE)
+    outcomes = Broadcast.create(str(tmp_path / "o.ring"), 256, OUTCOME_SIZE)
+    reader = BroadcastReader.attach(str(tmp_path / "o.ring"))
+    cmds = np.zeros(4, COMMAND_DTYPE)
+    spin = WAIT_STRATEGIES.index("spin")
+    with pytest.raises(ValueError, match="at least 8"):
+        BatchIO(ring, outcomes, cmds, 8)
+    io = BatchIO(ring, outcomes, cmds, 2)
+    ring.publish_many(requests([Op.NEW, Op.DEPOSIT, Op.CANCEL], 16).tobytes())
+    assert io.take(0, spin, 0) == 2  # max_batch at a time, straight into the engine's array
+    assert cmds["op"][:2].tolist() == [Op.NEW, 0] and io.refused == 1
+    events = np.zeros(20, EVENT_DTYPE)  # more than the 8 per command planned for: the buffer grows
+    events["cmd_seq"] = [5] * 10 + [6] * 10
+    events["type"] = EventType.ACCEPTED
+    events["seq"] = np.arange(1, 21)
+    with pytest.raises(ValueError, match="outside the batch"):
+        io.publish(events, 6)
+    with pytest.raises(ValueError, match="C-contiguous array of"):
+        io.publish(events.view(np.uint8), 5)
+    assert io.publish(events, 5) == 20
+    out = np.zeros(32, OUTCOME_DTYPE)
+    n = reader.take(out)
+    assert out["request_id"][:n].tolist() == [100] * 10 + [101] * 10
+    assert out["ev"]["seq"][:n].tolist() == list(range(1, 21))
+    last = [0] * 9 + [OUTCOME_LAST_OF_COMMAND]
+    assert out["flags"][:n].tolist() == last + last
+    assert io.take(0, spin, 0) == 1 and cmds["op"][0] == Op.CANCEL and io.take(0, spin, 0) == 0
+    reader.close()
+    outcomes.close()
+    ring.close()
+    with pytest.raises(ValueError, match="closed"):
+        io.take(0, spin, 0)
 
 
 def test_service_journals_then_publishes_and_handles_leftovers(tmp_path: Path) -> None:

@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core_cython.broadcast import Broadcast
-from core_cython.envelope import ORIGIN_SIZE, OUTCOME_SIZE, REQUEST_SIZE, join_outcomes, split_requests
+from core_cython.envelope import OUTCOME_SIZE, REQUEST_SIZE, BatchIO
 from core_cython.records import new_commands
-from core_cython.ring import Ring
+from core_cython.ring import WAIT_STRATEGIES, Ring
 from venue.config import VenueConfig
 from venue.cpu import use_cpus, use_rt_priority
 from venue.supervisor import StopSignal
@@ -54,7 +52,6 @@ class ServiceStats:
     commands: int = 0
     events: int = 0
     outcomes: int = 0
-    refused_ops: int = 0
 
 
 class EngineService:
@@ -76,12 +73,9 @@ class EngineService:
         self.commands = self._open_command_ring(commands, settings.command_ring_slots)
         self.outcomes = Broadcast.create(str(self.dir / OUTCOMES_RING), settings.outcome_ring_slots,
                                          OUTCOME_SIZE)
-        self._raw = bytearray(self.max_batch * REQUEST_SIZE)
         self._cmds = new_commands(self.max_batch)
-        self._cmd_bytes = self._cmds.view(np.uint8)  # made once: a numpy view costs ~0.4 µs a batch
-        self._origins = bytearray(self.max_batch * ORIGIN_SIZE)
-        self._out = bytearray(self.max_batch * 8 * OUTCOME_SIZE)
-        self._out_view = memoryview(self._out)
+        self._io = BatchIO(self.commands, self.outcomes, self._cmds, self.max_batch)
+        self._strategy = WAIT_STRATEGIES.index(self.wait)
         self.stats = ServiceStats()
 
     @staticmethod
@@ -98,25 +92,18 @@ class EngineService:
 
     def step(self, timeout_ns: int = IDLE_WAIT_NS) -> int:
         """Take one batch (waiting up to timeout_ns), apply, commit, publish; returns commands done."""
-        n = self.commands.take(self._raw, timeout_ns=timeout_ns, wait=self.wait, spin_ns=self.spin_ns)
+        io = self._io
+        n = io.take(timeout_ns, self._strategy, self.spin_ns)
         if n == 0:
             return 0  # (an async journal is fsync'ed by its own thread, off this one)
-        stats = self.stats
-        stats.refused_ops += split_requests(self._raw, n, self._cmd_bytes, self._origins)
         engine = self.engine
         events = engine.submit(self._cmds[:n], time.time_ns())  # committed when it returns
-        m = len(events)
-        if m * OUTCOME_SIZE > len(self._out):
-            self._out = bytearray(2 * m * OUTCOME_SIZE)
-            self._out_view = memoryview(self._out)
         # The batch's commands are the engine's last n (the journal checked that they are gap-free).
-        published = join_outcomes(events.view(np.uint8), m, self._origins, n, engine.last_cmd_seq - n + 1,
-                                  self._out)
-        if published:
-            self.outcomes.publish_many(self._out_view[: published * OUTCOME_SIZE])
+        published = io.publish(events, engine.last_cmd_seq - n + 1)
+        stats = self.stats
         stats.batches += 1
         stats.commands += n
-        stats.events += m
+        stats.events += len(events)
         stats.outcomes += published
         return n
 
@@ -133,7 +120,8 @@ class EngineService:
         sessions that no longer exist; executing them now, maybe hours later, would surprise
         everyone. Returns how many were dropped (the caller logs it)."""
         dropped = 0
-        while (n := self.commands.take(self._raw, timeout_ns=0, wait="spin")) > 0:
+        raw = bytearray(self.max_batch * REQUEST_SIZE)
+        while (n := self.commands.take(raw, timeout_ns=0, wait="spin")) > 0:
             dropped += n
         return dropped
 
