@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +14,16 @@ import pytest
 pytest.importorskip("core_cython.engine", reason="the engine extension is not built")
 
 from journal import JournaledEngine  # noqa: E402
+from tests.venue_harness import CONFIG, venue_cli  # noqa: E402
 from venue.admin import hold_engine_lock, venue_running  # noqa: E402
 from venue.auth import KEY_DISABLED, check_logon, sign_logon  # noqa: E402
 from venue.bootstrap import VenueError  # noqa: E402
 from venue.config import load_config  # noqa: E402
-from venue.keys import MASTER_KEY_ENV, KeyStore  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "config" / "venue.toml"
-ENTRY = Path(sys.executable).parent / "venue"  # .venv/bin/venue, the installed console script
-
-
-def venue(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != MASTER_KEY_ENV}
-    env["PYTHONPATH"] = str(ROOT)
-    command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "venue"]
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+from venue.keys import KeyStore  # noqa: E402
 
 
 def accounts(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return venue("accounts", *args, "--config", str(CONFIG), "--journal", "j", "--keys", "k", cwd=cwd)
+    return venue_cli("accounts", *args, "--config", str(CONFIG), "--journal", "j", "--keys", "k", cwd=cwd)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -103,7 +91,7 @@ def test_the_engine_has_the_accounts_and_deposits(created: dict[str, Any]) -> No
         assert engine.accounts()[16]["max_open"] == 1000  # accounts.max_open_orders of the config
         balances = engine.balances().items()
         assert not any(balance != (0, 0) for (account, _), balance in balances if account == 17)
-    check = venue("ledger", "check", "--journal", "j", "--config", str(CONFIG), cwd=created["cwd"])
+    check = venue_cli("ledger", "check", "--journal", "j", "--config", str(CONFIG), cwd=created["cwd"])
     assert check.returncode == 0, check.stdout + check.stderr
 
 

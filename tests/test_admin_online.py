@@ -11,7 +11,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,22 +22,16 @@ pytest.importorskip("core_cython.engine", reason="the engine extension is not bu
 
 from journal import JournaledEngine  # noqa: E402
 from sbe_schemas import codecs  # noqa: E402
-from tests.venue_harness import CONFIG, ROOT, RunningVenue, running_venue  # noqa: E402
+from tests.venue_harness import CONFIG, RunningVenue, running_venue, venue_cli, wait_until_stopped  # noqa: E402
 from venue.admin_channel import ADMIN_SOCKET, AdminChannel  # noqa: E402
 from venue.engine_service import run_dir  # noqa: E402
-from venue.keys import MASTER_KEY_ENV  # noqa: E402
 
-ENTRY = Path(sys.executable).parent / "venue"
 BTC, MID = 1, 6_000_000
 
 
 def accounts(v: RunningVenue, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: value for k, value in os.environ.items() if k != MASTER_KEY_ENV}
-    env["PYTHONPATH"] = str(ROOT)
-    command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "venue"]
-    return subprocess.run([*command, "accounts", *args, "--config", str(CONFIG), "--journal",
-                           str(v.config.journal.path), "--keys", str(v.config.keys.path)],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return venue_cli("accounts", *args, "--config", str(CONFIG), "--journal", str(v.config.journal.path),
+                     "--keys", str(v.config.keys.path))
 
 
 def raw_request(v: RunningVenue, payload: bytes) -> dict:
@@ -166,14 +159,6 @@ def test_another_user_cannot_reach_the_admin_socket(venue: RunningVenue) -> None
     assert os.waitstatus_to_exitcode(status) == 0  # refused by the 0700 run dir and the 0600 socket
 
 
-def _wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
-                return
-        time.sleep(0.001)
-    raise TimeoutError(f"process {pid} did not stop")
 
 
 def test_a_request_whose_client_gave_up_is_not_run(venue: RunningVenue) -> None:
@@ -181,7 +166,7 @@ def test_a_request_whose_client_gave_up_is_not_run(venue: RunningVenue) -> None:
     body = json.dumps({"operation": "create_account", "params": params}).encode()
     engine = venue.supervisor.engine.process.pid
     os.kill(engine, signal.SIGSTOP)  # the request waits in the socket while its client gives up
-    _wait_until_stopped(engine)
+    wait_until_stopped(engine)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(run_dir(venue.config) / ADMIN_SOCKET))

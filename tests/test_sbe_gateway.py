@@ -20,7 +20,7 @@ import pytest
 
 from sbe_gateway.client import LogonRefused, SbeClient
 from sbe_schemas import codecs
-from tests.venue_harness import RunningVenue, running_venue
+from tests.venue_harness import RunningVenue, running_venue, wait_until_stopped
 
 BTC = 1  # symbol id of BTC-USDT (first instrument of the shipped config)
 MID = 6_000_000  # 60000.00 in ticks of 0.01
@@ -303,14 +303,6 @@ def test_a_replayed_logon_is_refused(venue: RunningVenue) -> None:
     assert refused["reason"] == codecs.LogonRejectReason.NONCE_REUSED
 
 
-def _wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
-                return
-        time.sleep(0.001)
-    raise TimeoutError(f"process {pid} did not stop")
 
 
 def test_a_full_command_ring_answers_busy(tmp_path: Path) -> None:
@@ -318,7 +310,7 @@ def test_a_full_command_ring_answers_busy(tmp_path: Path) -> None:
         client = venue.client("demo-1")
         engine = venue.supervisor.engine.process.pid
         os.kill(engine, signal.SIGSTOP)  # the engine stops taking: the ring fills
-        _wait_until_stopped(engine)  # (a signal lands when the process next runs: not at once)
+        wait_until_stopped(engine)  # (a signal lands when the process next runs: not at once)
         try:
             ids = [next_id() for _ in range(100)]
             for cl in ids:
@@ -452,7 +444,7 @@ def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -
         busy.logon(*venue.keys["demo-2"])
         gateway = venue.supervisor.gateways[0].process.pid
         os.kill(gateway, signal.SIGSTOP)  # gateway 1 stops reading outcomes
-        _wait_until_stopped(gateway)
+        wait_until_stopped(gateway)
         try:
             for _ in range(10):  # 600 outcomes at least: over twice the ring
                 ids = [next_id() for _ in range(60)]

@@ -8,6 +8,10 @@ sessions are those `venue run` uses.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,11 +20,32 @@ from typing import Any
 
 from sbe_gateway.client import SbeClient
 from venue.config import VenueConfig, load_config
-from venue.keys import KeyStore
+from venue.keys import MASTER_KEY_ENV, KeyStore
 from venue.supervisor import Supervisor, temporary_venue
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "venue.toml"
+ENTRY = Path(sys.executable).parent / "venue"  # .venv/bin/venue, the installed console script
+
+
+def venue_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`venue ARGS...` in a subprocess, as an operator runs it (no master key in the environment:
+    the key store's master.key file is used)."""
+    env = {k: v for k, v in os.environ.items() if k != MASTER_KEY_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "venue"]
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
+    """After SIGSTOP: a signal lands when the process next runs, not at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.001)
+    raise TimeoutError(f"process {pid} did not stop")
 
 
 @dataclass
