@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engine_bench, journal_bench, ring_bench
+from bench import engine_bench, journal_bench, ring_bench, step_bench
 from bench.machine import machine_info
 from bench.report import (
     E2E_LATENCY_TARGET,
@@ -46,10 +46,12 @@ from bench.workload import (
 from bench.workload_file import WorkloadFileError, load_workload_file
 from venue.argtypes import count, positive_int
 
-SECTIONS = ("engine", "journal", "recovery", "ring", "e2e")
+SECTIONS = ("engine", "journal", "recovery", "ring", "step", "e2e")
 # (producers, consumer wait strategy, planned messages/s in all; 0 = flat out)
 RING_RUNS = ((1, "spin", 0), (4, "block", 0), (1, "block", 100_000))
 RING_MESSAGES = 4_000_000
+STEP_ORDERS = 20_000
+STEP_THRASH_MB = (0.0, 1.0)  # memory touched between two steps: none (warm), about a gateway's share
 # (label, journal durability, orders/s offered over 4 sessions, seconds, config overrides)
 # (label, durability, rate, seconds, venue overrides, load generator options). "pinned": the venue
 # (engine + gateway) on CPU 1, sharing it so that their hand-offs are plain context switches (and
@@ -110,6 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ring-messages", type=positive_int, default=RING_MESSAGES, metavar="N",
                         help="messages per flat-out ring run (default %(default)s; a paced run sends "
                              "at most 3 s worth)")
+    parser.add_argument("--step-orders", type=positive_int, default=STEP_ORDERS, metavar="N",
+                        help="orders of each engine-step run, one per step (default %(default)s)")
 
 
 def _workload(args: argparse.Namespace) -> Workload:
@@ -235,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
             _section_recovery(out, wl, modes, args, work_dir, sync_journals, result)
         if "ring" in sections:
             _section_ring(out, result, args.ring_messages)
+        if "step" in sections:
+            _section_step(out, result, args.step_orders, args.seed)
         if "e2e" in sections:
             _section_e2e(out, result, args.seed, args.e2e_seconds)
     finally:
@@ -397,6 +403,23 @@ def _section_ring(out: Printer, result: dict[str, Any], messages: int) -> None:
     result["ring"] = [r.as_dict() for r in runs]
 
 
+def _section_step(out: Printer, result: dict[str, Any], orders: int, seed: int) -> None:
+    """The engine process's step() in this process, one order per step."""
+    runs = [step_bench.run_step(mb, orders, seed) for mb in STEP_THRASH_MB]
+    headings = ["warm (tight loop)" if not r.thrash_mb else f"{r.thrash_mb:g} MB touched between steps"
+                for r in runs]
+    rows = [("steps/s (busy)", [fmt_num(r.steps_per_s) for r in runs]),
+            ("orders (one per step)", [f"{r.steps:,}" for r in runs]),
+            ("events", [f"{r.events:,}" for r in runs]),
+            *((f"latency {k}", [fmt_ns(r.latency_ns[k]) for r in runs]) for k in LATENCIES)]
+    out.section(f"[5] engine step: take a request from the command ring, match, async journal commit, "
+                f"publish the outcomes (one order a step, seed {seed})")
+    out.table(headings, rows, width=34)
+    out.emit("  latency = one EngineService.step() in this process; memory touched between steps stands "
+             "in for a gateway sharing the engine's core")
+    result["step"] = [r.as_dict() for r in runs]
+
+
 def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float | None) -> None:
     """venue loadgen against engine + SBE gateway processes, started as `venue run` starts them."""
     from bench import e2e_bench
@@ -425,7 +448,7 @@ def _section_e2e(out: Printer, result: dict[str, Any], seed: int, seconds: float
     result["targets"]["e2e_p99_us"] = E2E_LATENCY_TARGET.verdict(latency.latency_us["p99"]) | {
         "run": latency.label}
     result["targets"]["e2e_orders_per_s"] = E2E_THROUGHPUT_TARGET.verdict(throughput.answered_per_s)
-    out.section(f"[5] end to end over loopback: venue loadgen -> SBE gateway -> rings -> engine + journal "
+    out.section(f"[6] end to end over loopback: venue loadgen -> SBE gateway -> rings -> engine + journal "
                 f"-> back (4 sessions, seed {seed})")
     out.table(headings, rows, width=30)
     stalls = stall_floor(seconds or 5.0)

@@ -18,7 +18,7 @@ from bench.runner import main  # noqa: E402
 from bench.workload_file import WorkloadFileError, load_workload_file  # noqa: E402
 
 TINY = ["--commands", "3000", "--preload", "500", "--symbols", "2", "--accounts", "50", "--batch", "256",
-        "--ring-messages", "20000", "--e2e-seconds", "0.3"]
+        "--ring-messages", "20000", "--step-orders", "400", "--e2e-seconds", "0.3"]
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[str, dict]:
@@ -37,7 +37,7 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
                     "seed 42", "3,000", "256 commands per group commit", "async", "sync",
                     "core only", "risk + settlement", "funds setup", "postings per command",
                     "rejected (of commands)", "insufficient_funds", "latency p99.9",
-                    "[4] shared-memory ring", "[5] end to end", "round trip p99.9"):
+                    "[4] shared-memory ring", "[5] engine step", "[6] end to end", "round trip p99.9"):
         assert heading in text
     # every engine/journal/recovery target in both modes, the ring's and the two end-to-end ones
     assert text.count("-> met") + text.count("-> NOT MET") == 3 * 2 + 1 + 2
@@ -60,6 +60,10 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
         assert split["count"] == run["loadgen"]["answered"]
         assert 0 < split["p50"] <= run["loadgen"]["latency_us"]["max"]
     assert [r["messages"] for r in res["ring"]] == [20000, 20000, 20000]
+    assert [(r["thrash_mb"], r["steps"]) for r in res["step"]] == [(0.0, 400), (1.0, 400)]
+    for run in res["step"]:  # every order went through the real step: accepted, about half traded
+        assert run["events"] >= 400 and run["steps_per_s"] > 0
+        _check_latency(run["latency_ns"])
     assert all(r["dropped"] == 0 and r["skipped"] == 0 for r in res["ring"])
     assert res["modes"] == ["core", "funds"]
 
