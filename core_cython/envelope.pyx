@@ -33,7 +33,6 @@ DEF OP_REFUSED = 0  # not an op: the engine answers REJECTED(UNKNOWN_OP)
 
 REQUEST_SIZE = sizeof(Request)
 OUTCOME_SIZE = sizeof(Outcome)
-ORIGIN_SIZE = sizeof(Origin)
 
 
 cdef int _split(const Request* req, Py_ssize_t n, Command* cmd, Origin* org) noexcept nogil:
@@ -70,46 +69,6 @@ cdef Py_ssize_t _join(const Event* ev, Py_ssize_t n_events, const Origin* org, P
         m += 1
     if m > 0:
         oc[m - 1].origin.flags = OUTCOME_LAST_OF_COMMAND
-    return m
-
-
-def split_requests(const unsigned char[::1] raw, Py_ssize_t n, unsigned char[::1] cmds,
-                   unsigned char[::1] origins) -> int:
-    """Copy n Requests from raw into cmds (COMMAND_DTYPE bytes) and origins (Origin bytes).
-
-    Returns how many requests carried an op other than order entry (they reach the engine as op 0)."""
-    if raw.shape[0] < n * <Py_ssize_t>sizeof(Request):
-        raise ValueError("raw holds fewer than n requests")
-    if cmds.shape[0] < n * <Py_ssize_t>sizeof(Command) or origins.shape[0] < n * <Py_ssize_t>sizeof(Origin):
-        raise ValueError("output arrays hold fewer than n records")
-    if n == 0:
-        return 0
-    cdef int refused
-    with nogil:
-        refused = _split(<const Request*>&raw[0], n, <Command*>&cmds[0], <Origin*>&origins[0])
-    return refused
-
-
-def join_outcomes(const unsigned char[::1] events, Py_ssize_t n_events, const unsigned char[::1] origins,
-                  Py_ssize_t n_cmds, uint64_t first_cmd_seq, unsigned char[::1] out) -> int:
-    """Write one Outcome per event but postings into out: the event + the origin of its command.
-
-    The last outcome of each command carries OUTCOME_LAST_OF_COMMAND (a gateway can then finish a
-    command's reports without waiting). Returns the number of outcomes written."""
-    if events.shape[0] < n_events * <Py_ssize_t>sizeof(Event):
-        raise ValueError("events holds fewer than n_events records")
-    if origins.shape[0] < n_cmds * <Py_ssize_t>sizeof(Origin):
-        raise ValueError("origins holds fewer than n_cmds records")
-    if out.shape[0] < n_events * <Py_ssize_t>sizeof(Outcome):
-        raise ValueError("out holds fewer than n_events outcomes")
-    if n_events == 0:
-        return 0
-    cdef Py_ssize_t m
-    with nogil:
-        m = _join(<const Event*>&events[0], n_events, <const Origin*>&origins[0], n_cmds, first_cmd_seq,
-                  <Outcome*>&out[0])
-    if m < 0:
-        raise ValueError("an event names a command outside the batch")
     return m
 
 

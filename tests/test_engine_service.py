@@ -6,6 +6,7 @@ discarded at start and whatever is queued at a clean stop is applied."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,6 @@ from core_cython.envelope import (  # noqa: E402
     OUTCOME_SIZE,
     REQUEST_SIZE,
     BatchIO,
-    join_outcomes,
-    split_requests,
 )
 from core_cython.records import (  # noqa: E402
     COMMAND_DTYPE,
@@ -37,8 +36,6 @@ from tests.venue_harness import venue_config  # noqa: E402
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, EngineService, run_dir  # noqa: E402
 from venue.run import open_venue, prepare_demo_accounts  # noqa: E402
 
-ORIGIN = np.dtype([("request_id", "<u8"), ("session", "<u4"), ("gateway", "<u2"), ("flags", "<u2")])
-
 
 def requests(ops: list[int], account: int, gateway: int = 1) -> np.ndarray:
     reqs = np.zeros(len(ops), REQUEST_DTYPE)
@@ -51,46 +48,76 @@ def requests(ops: list[int], account: int, gateway: int = 1) -> np.ndarray:
     return reqs
 
 
-def test_only_order_entry_passes_whatever_the_origin_claims() -> None:
+SPIN = WAIT_STRATEGIES.index("spin")
+
+
+@pytest.fixture
+def rings(tmp_path: Path) -> Iterator[tuple[Ring, Broadcast, BroadcastReader]]:
+    """A command ring, an outcome ring and a reader of it, as the engine service and a gateway use them."""
+    ring = Ring.create(str(tmp_path / "c.ring"), 64, REQUEST_SIZE)
+    outcomes = Broadcast.create(str(tmp_path / "o.ring"), 256, OUTCOME_SIZE)
+    reader = BroadcastReader.attach(str(tmp_path / "o.ring"))
+    yield ring, outcomes, reader
+    reader.close()
+    outcomes.close()
+    ring.close()
+
+
+def test_only_order_entry_passes_whatever_the_origin_claims(
+        rings: tuple[Ring, Broadcast, BroadcastReader]) -> None:
+    ring, outcomes, reader = rings
     ops = [Op.NEW, Op.ADD_INSTRUMENT, Op.DEPOSIT, Op.TRANSFER, Op.CANCEL, Op.MASS_CANCEL, Op.REPLACE, 200]
+    cmds = np.zeros(len(ops), COMMAND_DTYPE)
+    io = BatchIO(ring, outcomes, cmds, len(ops))
     for gateway in (0, 1):  # 0 would be the admin path: a gateway can write it, so it grants nothing
-        raw = requests(ops, 16, gateway)
-        cmds = np.zeros(len(ops), COMMAND_DTYPE)
-        origins = np.zeros(len(ops), ORIGIN)
-        assert split_requests(raw.view(np.uint8), len(ops), cmds.view(np.uint8), origins.view(np.uint8)) == 4
+        before = io.refused
+        ring.publish_many(requests(ops, 16, gateway).tobytes())
+        assert io.take(0, SPIN, 0) == len(ops) and io.refused - before == 4
         assert cmds["op"].tolist() == [Op.NEW, 0, 0, 0, Op.CANCEL, Op.MASS_CANCEL, Op.REPLACE, 0]
-        assert origins["request_id"].tolist() == [100 + i for i in range(len(ops))]
+        events = np.zeros(len(ops), EVENT_DTYPE)  # one answer per command: each carries its origin
+        events["cmd_seq"] = np.arange(1, len(ops) + 1)
+        assert io.publish(events, 1) == len(ops)
+        out = np.zeros(len(ops), OUTCOME_DTYPE)
+        assert reader.take(out) == len(ops)
+        assert out["request_id"].tolist() == [100 + i for i in range(len(ops))]
+        assert set(out["gateway"].tolist()) == {gateway} and set(out["session"].tolist()) == {7}
 
 
-def test_outcomes_skip_postings_and_mark_each_commands_last() -> None:
+def test_outcomes_skip_postings_and_mark_each_commands_last(
+        rings: tuple[Ring, Broadcast, BroadcastReader]) -> None:
+    ring, outcomes, reader = rings
+    io = BatchIO(ring, outcomes, np.zeros(3, COMMAND_DTYPE), 3)
+    reqs = requests([Op.NEW, Op.NEW, Op.NEW], 16)
+    reqs["request_id"] = [11, 12, 13]
+    ring.publish_many(reqs.tobytes())
+    assert io.take(0, SPIN, 0) == 3
     events = np.zeros(6, EVENT_DTYPE)
     events["cmd_seq"] = [5, 5, 5, 6, 7, 7]
     events["type"] = [EventType.ACCEPTED, EventType.POSTING, EventType.TRADE, EventType.POSTING,
                       EventType.REJECTED, EventType.POSTING]
     events["seq"] = np.arange(1, 7)
-    origins = np.zeros(3, ORIGIN)
-    origins["request_id"] = [11, 12, 13]
+    assert io.publish(events, 5) == 3
     out = np.zeros(6, OUTCOME_DTYPE)
-    n = join_outcomes(events.view(np.uint8), 6, origins.view(np.uint8), 3, 5, out.view(np.uint8))
+    n = reader.take(out)
     assert n == 3
     assert out["ev"]["seq"][:n].tolist() == [1, 3, 5]
     assert out["request_id"][:n].tolist() == [11, 11, 13]
     assert out["flags"][:n].tolist() == [0, OUTCOME_LAST_OF_COMMAND, OUTCOME_LAST_OF_COMMAND]
-    with pytest.raises(ValueError, match="outside the batch"):
-        join_outcomes(events.view(np.uint8), 6, origins.view(np.uint8), 2, 5, out.view(np.uint8))
+    ring.publish_many(reqs[:2].tobytes())
+    assert io.take(0, SPIN, 0) == 2
+    with pytest.raises(ValueError, match="outside the batch"):  # cmd seq 7 is not among these two
+        io.publish(events, 5)
 
 
-def test_batch_io_splits_what_it_takes_and_publishes_joined_outcomes(tmp_path: Path) -> None:
-    ring = Ring.create(str(tmp_path / "c.ring"), 64, REQUEST_SIZE)
-    outcomes = Broadcast.create(str(tmp_path / "o.ring"), 256, OUTCOME_SIZE)
-    reader = BroadcastReader.attach(str(tmp_path / "o.ring"))
+def test_batch_io_splits_what_it_takes_and_publishes_joined_outcomes(
+        rings: tuple[Ring, Broadcast, BroadcastReader]) -> None:
+    ring, outcomes, reader = rings
     cmds = np.zeros(4, COMMAND_DTYPE)
-    spin = WAIT_STRATEGIES.index("spin")
     with pytest.raises(ValueError, match="at least 8"):
         BatchIO(ring, outcomes, cmds, 8)
     io = BatchIO(ring, outcomes, cmds, 2)
     ring.publish_many(requests([Op.NEW, Op.DEPOSIT, Op.CANCEL], 16).tobytes())
-    assert io.take(0, spin, 0) == 2  # max_batch at a time, straight into the engine's array
+    assert io.take(0, SPIN, 0) == 2  # max_batch at a time, straight into the engine's array
     assert cmds["op"][:2].tolist() == [Op.NEW, 0] and io.refused == 1
     events = np.zeros(20, EVENT_DTYPE)  # more than the 8 per command planned for: the buffer grows
     events["cmd_seq"] = [5] * 10 + [6] * 10
@@ -107,12 +134,10 @@ def test_batch_io_splits_what_it_takes_and_publishes_joined_outcomes(tmp_path: P
     assert out["ev"]["seq"][:n].tolist() == list(range(1, 21))
     last = [0] * 9 + [OUTCOME_LAST_OF_COMMAND]
     assert out["flags"][:n].tolist() == last + last
-    assert io.take(0, spin, 0) == 1 and cmds["op"][0] == Op.CANCEL and io.take(0, spin, 0) == 0
-    reader.close()
-    outcomes.close()
+    assert io.take(0, SPIN, 0) == 1 and cmds["op"][0] == Op.CANCEL and io.take(0, SPIN, 0) == 0
     ring.close()
     with pytest.raises(ValueError, match="closed"):
-        io.take(0, spin, 0)
+        io.take(0, SPIN, 0)
 
 
 def test_service_journals_then_publishes_and_handles_leftovers(tmp_path: Path) -> None:
