@@ -101,6 +101,7 @@ def test_duplicate_name_and_bad_requests(created: dict[str, Any]) -> None:
         "venue accounts create: error: account alice exists already (id 16)")
     bad = {
         ("create", "carol", "--deposit", "DOGE=1"): "--deposit DOGE: no such asset (assets: BTC, ETH, USDT)",
+        ("create", "carol", "--deposit", "USDT=0"): "--deposit USDT must be positive, not 0",
         ("create", "carol", "--deposit", "USDT=0.0000001"):
             "--deposit USDT 0.0000001 has more than 6 decimals",
         ("create", "carol", "--deposit", "USDT=1", "--deposit", "USDT=2"): "--deposit USDT is given twice",

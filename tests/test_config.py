@@ -219,6 +219,8 @@ USDT = "1000.000001"
         ("instruments.BTC-USDT.max_notional=0", "instruments.BTC-USDT.max_notional must be positive"),
         ("demo.funding.DOGE=1", "demo.funding.DOGE: no such asset in [[assets]]"),
         ("demo.funding.USDT=1.0000001", "demo.funding.USDT 1.0000001 has more than 6 decimals"),
+        ("demo.funding.USDT=0", "demo.funding.USDT must be positive, not 0"),
+        ("demo.funding.USDT=-1", "demo.funding.USDT -1 is negative"),
         ("accounts.max_open_orders=0", "accounts.max_open_orders must be >= 1"),
         ("accounts.tier=256", "accounts.tier must be <= 255"),
     ],

@@ -117,11 +117,9 @@ def create_account(venue: Venue, params: dict[str, Any]) -> tuple[np.ndarray, di
             known = ", ".join(a.name for _, a in edge.assets)
             raise AccountsError(f"--deposit {asset_name}: no such asset (assets: {known})")
         try:
-            units = asset.to_units(amount, f"--deposit {asset_name}")
+            units = asset.to_units(amount, f"--deposit {asset_name}", positive=True)
         except EdgeReject as exc:
             raise AccountsError(str(exc)) from None
-        if units <= 0:
-            raise AccountsError(f"--deposit {asset_name} must be positive, not {amount}")
         # Unique across every deposit ever made: the engine refuses a ref it has credited before.
         ref = ref_hash(f"accounts-cli:{name}:{asset_name}:{now}")
         rows.append((edge.assets.id_of(asset_name), units, ref))

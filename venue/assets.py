@@ -44,13 +44,16 @@ class Asset:
     def unit(self) -> _Unit:
         return _Unit(1, self.decimals)
 
-    def to_units(self, value: object, what: str = "amount", *, signed: bool = False) -> int:
+    def to_units(self, value: object, what: str = "amount", *, signed: bool = False,
+                 positive: bool = False) -> int:
         """A decimal amount as smallest units; EdgeReject MALFORMED (not a plain number) or INVALID_AMOUNT
-        (negative unless signed, more decimals than the asset has, beyond int64)."""
+        (negative unless signed, zero if positive, more decimals than the asset has, beyond int64)."""
         negative, mantissa, exponent = _parts(value, what)
         if negative and not signed:
             raise EdgeReject(Reason.INVALID_AMOUNT, f"{what} {value} is negative")
         if mantissa == 0:
+            if positive:
+                raise EdgeReject(Reason.INVALID_AMOUNT, f"{what} must be positive, not {value}")
             return 0
         if exponent + self.decimals < 0:  # _parts strips trailing zeros: this is a real extra digit
             raise EdgeReject(Reason.INVALID_AMOUNT, f"{what} {value} has more than {self.decimals} decimals "

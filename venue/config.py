@@ -468,11 +468,9 @@ def _check_demo_funding(demo: DemoSettings, assets: tuple[Asset, ...]) -> None:
         if asset is None:
             raise ConfigError(f"demo.funding.{name}: no such asset in [[assets]]")
         try:
-            units = asset.to_units(amount, f"demo.funding.{name}")
+            asset.to_units(amount, f"demo.funding.{name}", positive=True)
         except EdgeReject as exc:
             raise ConfigError(str(exc)) from None
-        if units <= 0:
-            raise ConfigError(f"demo.funding.{name} must be positive, not {amount}")
 
 
 def _deep_copy(value: Any) -> Any:
