@@ -66,6 +66,11 @@ class Printer:
         self.emit("venue bench")
         self.emit(f"  {'machine':<22}: {machine['cpu']}, {machine['cores']} cores "
                   f"({machine['usable_cores']} usable), {machine['python']}, {machine['os']}")
+        idle = machine.get("idle")
+        if idle:
+            poll = idle["halt_poll_ns"]
+            self.emit(f"  {'idle CPUs':<22}: cpuidle {idle['driver']}"
+                      + ("" if poll is None else f", guest halt polling {poll:,} ns"))
         for key, value in config.items():
             self.emit(f"  {key:<22}: {value}")
 

@@ -104,6 +104,8 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
                                    "journal_funds_sync_events_per_s", "recovery_funds_s_per_million_events",
                                    "ring_messages_per_s", "e2e_p99_us", "e2e_orders_per_s"}
     assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
+    idle = res["machine"]["idle"]  # how idle CPUs wait moves every hand-off's cost: stated in the header
+    assert f"{'idle CPUs':<22}: cpuidle {idle['driver']}" in text
     assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
 
 

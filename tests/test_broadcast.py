@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import select
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -361,6 +362,35 @@ def test_publishing_makes_no_syscall_unless_someone_sleeps(path: str) -> None:
     b.publish(make(10_005, 1))
     assert b.wakeups_sent == 1 and not select.select([r.fileno()], [], [], 0)[0]
     assert r.take(out) == 1 and seqs(out[:1]) == [10_005]
+
+
+def test_a_publish_wakes_every_sleeping_reader_by_its_socket_name(path: str) -> None:
+    # The producer spells each reader's socket name in C: two-digit indexes and the ring id's hex.
+    b = Broadcast.create(path, capacity=64, slot_size=SLOT)
+    readers = [BroadcastReader.attach(path) for _ in range(12)]
+    assert all(r.prepare_wait() for r in readers)
+    b.publish(make(0, 1))
+    assert b.wakeups_sent == 12
+    fds = [r.fileno() for r in readers]
+    assert sorted(select.select(fds, [], [], WAIT)[0]) == sorted(fds)
+    assert [r.drain_wakeups() for r in readers] == [1] * 12
+
+
+def test_drain_wakeups_empties_a_full_wake_socket(path: str) -> None:
+    Broadcast.create(path, capacity=64, slot_size=SLOT)
+    r = BroadcastReader.attach(path)
+    name = socket.socket(fileno=os.dup(r.fileno())).getsockname()
+    sent = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
+        try:
+            while sent < 100:  # until the queue is full (net.unix.max_dgram_qlen, 10 by default)
+                s.sendto(b"\1", name)
+                sent += 1
+        except BlockingIOError:
+            pass
+    assert sent > 1 and r.drain_wakeups() == sent
+    assert not select.select([r.fileno()], [], [], 0)[0] and r.drain_wakeups() == 0
 
 
 def test_recreate_changes_epoch_and_wakes_old_readers(path: str) -> None:

@@ -316,11 +316,15 @@ def test_a_full_command_ring_answers_busy(tmp_path: Path) -> None:
             for cl in ids:
                 client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.BUY, qty=1,
                                  price=MID - 100_000)
-            busy, _ = client.wait_for(lambda m: m["template"] == "Reject")
-            assert busy["reason"] == codecs.SessionRejectReason.BUSY
+            # The gateway takes the orders in turn: once the last one is refused, every order was
+            # either put in the ring or refused while the engine was stopped (resuming it earlier
+            # would let the orders still unread make room for themselves).
+            last, _ = client.wait_for(lambda m: m["template"] == "Reject" and m["ref_seq_num"] == len(ids),
+                                      timeout=10)
+            assert last["reason"] == codecs.SessionRejectReason.BUSY
         finally:
             os.kill(engine, signal.SIGCONT)
-        answers = {ids[busy["ref_seq_num"] - 1]: busy}
+        answers = {ids[-1]: last}
         deadline = time.monotonic() + 10
         while len(answers) < 100 and time.monotonic() < deadline:
             for m in client.read(0.1):
