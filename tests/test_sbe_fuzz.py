@@ -33,21 +33,13 @@ from journal.replay import recover_engine
 from journal.tools import verify
 from sbe_gateway.client import SbeClient
 from sbe_schemas import codecs
-from tests.venue_harness import RunningVenue, running_venue
+from tests.venue_harness import RunningVenue, frame, next_id, running_venue
 
 BTC = 1
 MID = 6_000_000
 U64 = (1 << 64) - 1
 ORDER_ENTRY = (codecs.NewOrder, codecs.CancelOrder, codecs.ReplaceOrder, codecs.MassCancel)
 UNKNOWN_TEMPLATES = [0, 7, 8, 9, *range(21, 41)]
-
-_ids = iter(range(int(time.time()) % 100_000 * 1000 + 1, 1 << 40))
-
-
-def frame(template: int, block: bytes, *, version: int = 1, schema: int = 4201) -> bytes:
-    body = struct.pack("<HHHH", len(block), template, schema, version) + block
-    return struct.pack(">IH", 6 + len(body), 0xEB50) + body
-
 
 # What a client may put in a field: plausible values (4 times in 5, so that many orders get deep
 # into the engine), else the edges of its type, nulls, enum values the schema does not name.
@@ -123,7 +115,7 @@ def send(client: SbeClient, message: tuple[str, Any], sent: list[int]) -> tuple[
         method, fields = detail
         fields = dict(fields)
         if fields["cl_ord_id"] is None:
-            fields["cl_ord_id"] = next(_ids)
+            fields["cl_ord_id"] = next_id()
         if fields.get("orig_cl_ord_id", 0) is None:  # the session's latest order (live or not)
             fields["orig_cl_ord_id"] = sent[-1] if sent else 1
         if method in ("new_order", "replace"):
@@ -138,7 +130,7 @@ def send(client: SbeClient, message: tuple[str, Any], sent: list[int]) -> tuple[
         return "order entry", seq, struct.unpack_from("<Q", block, 8)[0]  # clOrdId follows seqNum
     if what in ("repeated seq", "seq gap"):  # an old number (ignored) or one ahead (the end)
         seq = max(0, seq - detail) if what == "repeated seq" else seq + detail
-        client.new_order(cl_ord_id=next(_ids), symbol_id=BTC, side=codecs.Side.BUY, qty=1,
+        client.new_order(cl_ord_id=next_id(), symbol_id=BTC, side=codecs.Side.BUY, qty=1,
                          price=MID - 100_000, seq=seq)
         return "sequence error", seq, None
     if what == "bad header":
@@ -214,7 +206,7 @@ def test_a_hostile_session_never_disturbs_the_venue(fuzzed: dict[str, Any], rng:
         for message in plan:
             expected.append(send(client, message, sent))
         # A last order, answered only after everything before it (the session is handled in order).
-        probe = next(_ids)
+        probe = next_id()
         expected.append(("order entry", client.next_seq, probe))
         client.new_order(cl_ord_id=probe, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID - 100_000)
         deadline = time.monotonic() + 5.0
@@ -236,7 +228,7 @@ def test_a_hostile_session_never_disturbs_the_venue(fuzzed: dict[str, Any], rng:
     gateway = venue.supervisor.gateways[0]
     assert gateway.restarts == 0 and gateway.process.pid == fuzzed["gateway_pid"]
     bystander = venue.client("demo-2")
-    cl = next(_ids)
+    cl = next_id()
     bystander.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 100_000)
     bystander.wait_for(lambda m: m["template"] == "ExecutionReport" and m["cl_ord_id"] == cl
                        and m["exec_type"] == codecs.ExecType.NEW)

@@ -20,7 +20,7 @@ import pytest
 
 from sbe_gateway.client import LogonRefused, SbeClient
 from sbe_schemas import codecs
-from tests.venue_harness import RunningVenue, running_venue, wait_until_stopped
+from tests.venue_harness import RunningVenue, frame, next_id, running_venue, wait_until_stopped
 
 BTC = 1  # symbol id of BTC-USDT (first instrument of the shipped config)
 MID = 6_000_000  # 60000.00 in ticks of 0.01
@@ -45,13 +45,6 @@ def report(client: SbeClient, cl_ord_id: int, exec_type: codecs.ExecType | None 
     message, _ = client.wait_for(lambda m: m["template"] == template and m.get("cl_ord_id") == cl_ord_id
                                  and (exec_type is None or m.get("exec_type") == exec_type))
     return message
-
-
-_ids = iter(range(int(time.time()) % 100_000 * 1000 + 1, 1 << 40))
-
-
-def next_id() -> int:
-    return next(_ids)
 
 
 def test_full_session_trades_cancels_replaces_and_logs_out(venue: RunningVenue) -> None:
@@ -217,12 +210,6 @@ def test_sequence_errors_throttling_and_one_session_per_key(tmp_path: Path) -> N
         quiet.heartbeat_s = 0  # this client stops sending heartbeats
         logout, _ = quiet.wait_for(lambda m: m["template"] == "Logout", timeout=5)
         assert logout["reason"] == codecs.LogoutReason.HEARTBEAT_TIMEOUT
-
-
-def frame(template: int, block: bytes, *, schema: int = 4201, version: int = 1, encoding: int = 0xEB50,
-          length: int | None = None, groups: bytes = b"") -> bytes:
-    body = struct.pack("<HHHH", len(block), template, schema, version) + block + groups
-    return struct.pack(">IH", length if length is not None else 6 + len(body), encoding) + body
 
 
 def test_bad_input_gets_specific_rejects_and_never_disturbs_other_sessions(venue: RunningVenue) -> None:

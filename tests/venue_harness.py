@@ -9,6 +9,7 @@ sessions are those `venue run` uses.
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -26,6 +27,22 @@ from venue.supervisor import Supervisor, temporary_venue
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "venue.toml"
 ENTRY = Path(sys.executable).parent / "venue"  # .venv/bin/venue, the installed console script
+
+
+# Client order ids for tests: unique across the test modules of a run, and above any id an earlier
+# run left in a journal a test reopens (the base follows the clock).
+_cl_ord_ids = iter(range(int(time.time()) % 100_000 * 1000 + 1, 1 << 40))
+
+
+def next_id() -> int:
+    return next(_cl_ord_ids)
+
+
+def frame(template: int, block: bytes, *, schema: int = 4201, version: int = 1, encoding: int = 0xEB50,
+          length: int | None = None, groups: bytes = b"") -> bytes:
+    """A raw SBE frame (SOFH + message header + block + groups), right or wrong as asked."""
+    body = struct.pack("<HHHH", len(block), template, schema, version) + block + groups
+    return struct.pack(">IH", length if length is not None else 6 + len(body), encoding) + body
 
 
 def venue_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
