@@ -104,6 +104,7 @@ WAIT_STRATEGIES = ("spin", "yield", "block")
 
 cdef enum:
     BLOCK_SPIN_NS = 20000   # "block" polls this long before sleeping on the futex (by default)
+    STALL_RECHECK_NS = 1000000  # how often a consumer blocked behind an unpublished claim looks again
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -337,12 +338,18 @@ cdef class Ring:
                 ring_pause()                         # spin: lowest latency, burns the core
             elif strategy == 1:                      # yield: gives the core to the producer
                 ring_yield()
-            else:                                    # block on the futex (1 ms at most, to re-check stalls)
+            else:                                    # block on the futex
                 seen = ring_load32(self.wake)
                 ring_store32(self.sleeping, 1)
                 ring_fence()
                 if ring_load(self._stamp(self.cursor)) != 2 * self.cursor + 1:
-                    ring_futex_wait(self.wake, seen, 1000000)
+                    # A slot claimed but not published (its writer may be stuck or dead) is
+                    # re-checked every ms; an empty ring sleeps until woken or the timeout (an
+                    # idle engine used to wake 1,000 times a second for nothing).
+                    if ring_load(self.claim) != self.cursor:
+                        ring_futex_wait(self.wake, seen, STALL_RECHECK_NS)
+                    else:
+                        ring_futex_wait(self.wake, seen, max(deadline - now_ns(), <int64_t>1))
                 ring_store32(self.sleeping, 0)
             n = self._take(out, max_n, stall_ns)
             if n or now_ns() >= deadline:

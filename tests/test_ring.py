@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,3 +187,29 @@ def test_a_waiting_consumer_wakes_for_another_process(ring_path: str, wait: str)
     assert n == 1 and out["order_id"][0] == 42
     assert time.monotonic() - t0 < 5   # woken by the publish, not by the 10 s timeout
     assert producer.wait(timeout=10) == 0
+
+
+def _context_switches() -> int:
+    """This thread's voluntary context switches so far (each sleep on the futex is one)."""
+    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def test_a_blocked_consumer_of_an_empty_ring_sleeps_until_the_timeout(ring_path: str) -> None:
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+    before, t0 = _context_switches(), time.monotonic()
+    assert len(take_all(ring, 1, timeout_ns=300_000_000, wait="block", spin_ns=0)) == 0
+    assert time.monotonic() - t0 >= 0.3
+    assert _context_switches() - before < 20  # one sleep, not one every millisecond (300)
+
+
+def test_a_blocked_consumer_still_skips_a_dead_claim_in_time(ring_path: str) -> None:
+    # Behind an unpublished claim the consumer re-checks every millisecond, so the stall deadline
+    # (20 ms here) frees the records behind it well within one take's timeout.
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+    assert ring.claim_without_publishing() == 0  # what a producer that died mid-claim leaves
+    assert ring.publish_many(records(range(1, 3))) == 2
+    t0 = time.monotonic()
+    got = take_all(ring, 4, timeout_ns=5_000_000_000, wait="block", stall_ns=20_000_000, spin_ns=0)
+    assert list(got["order_id"]) == [1, 2] and ring.skipped == 1
+    assert time.monotonic() - t0 < 2.5  # not the 5 s timeout
