@@ -329,6 +329,7 @@ cdef class Ring:
         cdef int64_t start
         cdef int64_t deadline
         cdef uint32_t seen
+        cdef int64_t left
         if n or timeout_ns <= 0:
             return n
         start = now_ns()
@@ -345,11 +346,14 @@ cdef class Ring:
                 if ring_load(self._stamp(self.cursor)) != 2 * self.cursor + 1:
                     # A slot claimed but not published (its writer may be stuck or dead) is
                     # re-checked every ms; an empty ring sleeps until woken or the timeout (an
-                    # idle engine used to wake 1,000 times a second for nothing).
+                    # idle engine used to wake 1,000 times a second for nothing). So a claim
+                    # made during that sleep, whose writer then dies, is first seen when the
+                    # sleep ends: its stall deadline counts from then (the engine's timeout is
+                    # 50 ms).
+                    left = max(deadline - now_ns(), <int64_t>1)
                     if ring_load(self.claim) != self.cursor:
-                        ring_futex_wait(self.wake, seen, STALL_RECHECK_NS)
-                    else:
-                        ring_futex_wait(self.wake, seen, max(deadline - now_ns(), <int64_t>1))
+                        left = min(left, <int64_t>STALL_RECHECK_NS)
+                    ring_futex_wait(self.wake, seen, left)
                 ring_store32(self.sleeping, 0)
             n = self._take(out, max_n, stall_ns)
             if n or now_ns() >= deadline:

@@ -213,3 +213,25 @@ def test_a_blocked_consumer_still_skips_a_dead_claim_in_time(ring_path: str) -> 
     got = take_all(ring, 4, timeout_ns=5_000_000_000, wait="block", stall_ns=20_000_000, spin_ns=0)
     assert list(got["order_id"]) == [1, 2] and ring.skipped == 1
     assert time.monotonic() - t0 < 2.5  # not the 5 s timeout
+
+
+def test_a_claim_that_dies_while_the_consumer_sleeps_is_skipped_once_it_wakes(ring_path: str) -> None:
+    # The consumer sleeps on an empty ring; a producer claims a slot and dies, another publishes
+    # behind it: that publish wakes the consumer, which then watches the hole's deadline (20 ms).
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+
+    def producers() -> None:
+        other = Ring.attach(ring_path)
+        time.sleep(0.1)
+        assert other.claim_without_publishing() == 0
+        time.sleep(0.1)
+        assert other.publish_many(records(range(1, 2))) == 1
+        other.close()
+
+    thread = threading.Thread(target=producers)
+    thread.start()
+    t0 = time.monotonic()
+    got = take_all(ring, 4, timeout_ns=5_000_000_000, wait="block", stall_ns=20_000_000, spin_ns=0)
+    thread.join()
+    assert list(got["order_id"]) == [1] and ring.skipped == 1
+    assert time.monotonic() - t0 < 2.5  # not the 5 s timeout
