@@ -28,9 +28,12 @@ def _read(path: str) -> str | None:
 def idle_info() -> dict[str, object]:
     """How an idle CPU waits: a virtual CPU that halts at once must be woken through the hypervisor
     at every hand-off (on this VM that was ~25 µs of a 80 µs round trip); guest halt polling
-    (haltpoll's guest_halt_poll_ns) keeps it spinning that long first."""
-    poll_ns = _read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
-    return {"driver": _read("/sys/devices/system/cpu/cpuidle/current_driver") or "none",
+    (haltpoll's guest_halt_poll_ns, used when the cpuidle governor is haltpoll) keeps it spinning
+    that long first."""
+    cpuidle = "/sys/devices/system/cpu/cpuidle/"
+    governor = _read(cpuidle + "current_governor") or _read(cpuidle + "current_governor_ro") or "none"
+    poll_ns = _read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") if governor == "haltpoll" else None
+    return {"driver": _read(cpuidle + "current_driver") or "none", "governor": governor,
             "halt_poll_ns": int(poll_ns) if poll_ns and poll_ns.isdigit() else None}
 
 

@@ -69,7 +69,7 @@ class Printer:
         idle = machine.get("idle")
         if idle:
             poll = idle["halt_poll_ns"]
-            self.emit(f"  {'idle CPUs':<22}: cpuidle {idle['driver']}"
+            self.emit(f"  {'idle CPUs':<22}: cpuidle {idle['driver']}, governor {idle['governor']}"
                       + ("" if poll is None else f", guest halt polling {poll:,} ns"))
         for key, value in config.items():
             self.emit(f"  {key:<22}: {value}")

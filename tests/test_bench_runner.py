@@ -105,7 +105,7 @@ def test_tiny_run_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_p
                                    "ring_messages_per_s", "e2e_p99_us", "e2e_orders_per_s"}
     assert res["machine"]["cores"] >= 1 and res["workload"]["seed"] == 42
     idle = res["machine"]["idle"]  # how idle CPUs wait moves every hand-off's cost: stated in the header
-    assert f"{'idle CPUs':<22}: cpuidle {idle['driver']}" in text
+    assert f"{'idle CPUs':<22}: cpuidle {idle['driver']}, governor {idle['governor']}" in text
     assert list((tmp_path / "journals").iterdir()) == []  # journals are removed unless --keep
 
 

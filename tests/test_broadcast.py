@@ -379,7 +379,8 @@ def test_a_publish_wakes_every_sleeping_reader_by_its_socket_name(path: str) -> 
 def test_drain_wakeups_empties_a_full_wake_socket(path: str) -> None:
     Broadcast.create(path, capacity=64, slot_size=SLOT)
     r = BroadcastReader.attach(path)
-    name = socket.socket(fileno=os.dup(r.fileno())).getsockname()
+    with socket.socket(fileno=os.dup(r.fileno())) as mine:
+        name = mine.getsockname()
     sent = 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
