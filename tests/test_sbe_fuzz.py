@@ -44,7 +44,7 @@ UNKNOWN_TEMPLATES = [0, 7, 8, 9, *range(21, 41)]
 # What a client may put in a field: plausible values (4 times in 5, so that many orders get deep
 # into the engine), else the edges of its type, nulls, enum values the schema does not name.
 FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
-    "cl_ord_id": ([None], [0, (1 << 40) - 1, 1 << 40, U64]),  # None: a fresh id
+    "cl_ord_id": ([None], [0, 1 << 40, U64]),  # None: a fresh id; the others are out of range
     "orig_cl_ord_id": ([None], [0, 1, U64]),  # None: the session's latest order
     "order_id": ([None], [0, 1, (2 << 40) | 1, U64 - 1]),
     "account_id": ([0], [1, 2, 3, 999, U64]),
@@ -150,11 +150,11 @@ def brief(message: dict[str, Any]) -> tuple[Any, ...]:
 def answers(expected: tuple[str, int | None, Any], message: dict[str, Any]) -> bool:
     kind, seq, cl_ord_id = expected
     if message["template"] == "Reject":  # a session-level refusal names the message's seqNum, if any
+        refused_seq = message["reason"] == codecs.SessionRejectReason.SEQUENCE_ERROR
         if kind == "sequence error":  # (seqNum 0 is no sequence number: the Reject names none)
-            return (message["reason"] == codecs.SessionRejectReason.SEQUENCE_ERROR
-                    and message["ref_seq_num"] == (seq or None))
-        return message["ref_seq_num"] == seq
-    if kind == "cancel":
+            return refused_seq and message["ref_seq_num"] == (seq or None)
+        return not refused_seq and message["ref_seq_num"] == seq
+    if kind == "cancel":  # refused, or done: the order's CANCELLED report, under its current id
         own, order = cl_ord_id
         return (message["template"] == "CancelReject" and message["cl_ord_id"] == own
                 or message["template"] == "ExecutionReport" and message["cl_ord_id"] == order
@@ -165,24 +165,40 @@ def answers(expected: tuple[str, int | None, Any], message: dict[str, Any]) -> b
 
 
 def unanswered(expected: list[tuple[str, int | None, Any]], got: list[dict[str, Any]]) -> list[Any]:
-    """The messages no answer can be paired with: a maximum matching of answers to messages (an
-    order has one or more reports; reports of other sessions' orders of the account pair with none)."""
-    owner: dict[int, int] = {}  # message index -> the answer paired with it
+    """The first message that cannot have an answer of its own ([] if none).
 
-    def pair(a: int, tried: set[int]) -> bool:
-        for i, e in enumerate(expected):
-            if i not in tried and answers(e, got[a]):
-                tried.add(i)
-                if i not in owner or pair(owner[i], tried):
-                    owner[i] = a
-                    return True
-        return False
+    Answers come in two streams, each in the order of the messages it answers: the gateway's own
+    refusals (no engineSeq), as received, and the engine's answers, by engineSeq (the gateway
+    passes a session's requests on in order and the engine handles them in order). So each message
+    takes the first fitting answer after the previous one's in one of the streams (trying both
+    where both fit): a report that another request caused (a mass cancel's CANCELLED, a maker's
+    fill) cannot stand in for one that is missing."""
+    gateway = [m for m in got if not m.get("engine_seq")]
+    engine = sorted((m for m in got if m.get("engine_seq")), key=lambda m: m["engine_seq"])
+    memo: dict[tuple[int, int, int], int] = {}
 
-    for a in range(len(got)):
-        pair(a, set())
-    return [e for i, e in enumerate(expected) if i not in owner]
+    def reach(i: int, g: int, e: int) -> int:  # how many messages from i on can be answered
+        if i == len(expected) or (i, g, e) in memo:
+            return memo.get((i, g, e), i)
+        def first_fit(stream: list[dict[str, Any]], start: int) -> int | None:
+            return next((k for k in range(start, len(stream)) if answers(expected[i], stream[k])), None)
+
+        best = i
+        if (k := first_fit(gateway, g)) is not None:
+            best = max(best, reach(i + 1, k + 1, e))
+        if (k := first_fit(engine, e)) is not None:
+            best = max(best, reach(i + 1, g, k + 1))
+        memo[(i, g, e)] = best
+        return best
+
+    first_missing = reach(0, 0, 0)
+    return expected[first_missing:first_missing + 1]
 
 
+# The examples share one venue (starting one per example would take seconds): the book and the
+# gateway's used ids carry over from one to the next, so a failure that needs an earlier example's
+# orders may be reported by Hypothesis as flaky; the assertion lists the session's messages and
+# answers either way.
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The venue the examples share, and stop() for the last test (which checks its journal)."""
