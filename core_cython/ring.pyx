@@ -28,7 +28,7 @@ was not delivered (it answers its client with a reject: nothing is dropped silen
 grow, lap after lap, so no CAS can succeed on a value from an earlier lap.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -333,7 +333,7 @@ cdef class Ring:
         if n or timeout_ns <= 0:
             return n
         start = now_ns()
-        deadline = start + timeout_ns
+        deadline = start + timeout_ns if timeout_ns < INT64_MAX - start else INT64_MAX  # "forever" must not wrap
         while True:
             if strategy == 0 or (strategy == 2 and now_ns() - start < spin_ns):
                 ring_pause()                         # spin: lowest latency, burns the core

@@ -235,3 +235,15 @@ def test_a_claim_that_dies_while_the_consumer_sleeps_is_skipped_once_it_wakes(ri
     thread.join()
     assert list(got["order_id"]) == [1] and ring.skipped == 1
     assert time.monotonic() - t0 < 2.5  # not the 5 s timeout
+
+
+def test_a_take_may_wait_without_limit(ring_path: str) -> None:
+    # The largest timeout is "no limit", not an overflowed deadline: the consumer, waking every ms
+    # behind a dead claim, must keep waiting until the record behind it comes.
+    ring = Ring.create(ring_path, capacity=8, slot_size=COMMAND_SIZE)
+    assert ring.claim_without_publishing() == 0
+    timer = threading.Timer(0.1, lambda: ring.publish_many(records(range(5, 6))))
+    timer.start()
+    got = take_all(ring, 1, timeout_ns=(1 << 63) - 1, wait="block", stall_ns=20_000_000, spin_ns=0)
+    timer.join()
+    assert list(got["order_id"]) == [5] and ring.skipped == 1
