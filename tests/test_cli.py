@@ -109,6 +109,9 @@ def final_hash(stdout: str) -> str:
 
 @needs_engine
 def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None:
+    from venue.config import load_config
+    from venue.engine_service import run_dir
+
     result = venue("run", "--config", str(CONFIG), "--duration", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -118,6 +121,8 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
     assert "stopped (duration 1 s reached); journal flushed" in out
     journal = tmp_path / "var" / "journal"  # journal.path of the shipped config, relative to the cwd
     assert (journal / "data.mdb").is_file()
+    rings = run_dir(load_config(CONFIG, [f"journal.path={journal}"]))
+    assert f"rings in {rings}" in out and not rings.exists()  # a clean stop leaves no rings in /dev/shm
 
     verify = venue("journal", "verify", str(journal), cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr

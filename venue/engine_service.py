@@ -11,13 +11,15 @@ could take back. The broadcast ring never waits for a gateway: a slow one is lap
 disconnect its sessions (sbe_gateway.server), the engine goes on.
 
 The rings live in a run directory in /dev/shm named after the journal, so two venues on one machine
-(or two tests) never share rings, and a restarted engine or gateway finds the same files.
+(or two tests) never share rings, and a restarted engine or gateway finds the same files; `venue
+run` removes that directory after a clean stop (remove_run_dir).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,13 @@ def run_dir(config: VenueConfig) -> Path:
     tag = hashlib.blake2b(journal.encode(), digest_size=6).hexdigest()
     base = "/dev/shm" if os.path.isdir("/dev/shm") else os.environ.get("TMPDIR", "/tmp")
     return Path(base) / f"venue-{tag}"
+
+
+def remove_run_dir(config: VenueConfig) -> None:
+    """After a clean stop (the engine drained the command ring, no gateway is left): the default run
+    directory is ours alone and takes memory in /dev/shm, so it goes; a configured one stays."""
+    if not config.engine.run_dir:
+        shutil.rmtree(run_dir(config), ignore_errors=True)
 
 
 @dataclass

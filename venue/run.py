@@ -189,6 +189,10 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             failure = f"demo flow: {exc}"
         finally:
             final = supervisor.stop()  # whatever happened: gateways, then the engine (journal flushed)
+            if final and not failure:  # a clean stop: nothing in the rings is needed any more
+                from venue.engine_service import remove_run_dir
+
+                remove_run_dir(config)
     if failure:
         print(f"venue run: error: {failure}", file=sys.stderr)
         return 1
