@@ -356,7 +356,7 @@ cdef class Broadcast(_Mapped):
     publish(); never blocks. One producer per ring."""
 
     @staticmethod
-    def create(path: str, uint64_t capacity=65536, uint32_t slot_size=120) -> Broadcast:
+    def create(path: str, uint64_t capacity=65536, uint32_t slot_size=128) -> Broadcast:
         """A new, empty ring at path (renamed over any old one, which is marked superseded).
         capacity: a power of two >= 2; slot_size: payload bytes per record, > 0."""
         if capacity < 2 or capacity & (capacity - 1):

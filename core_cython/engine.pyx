@@ -1052,6 +1052,7 @@ cdef class Engine:
         e.maker_order = m.id
         e.maker_account = m.account
         e.maker_leaves = m.leaves
+        e.maker_filled = m.filled
         if self.funds:
             self._settle(t, m, price, q, e.seq)
 
@@ -1751,6 +1752,7 @@ def record_layout() -> dict:
         "price": <char*>&e.price - eb, "qty": <char*>&e.qty - eb, "leaves": <char*>&e.leaves - eb,
         "filled": <char*>&e.filled - eb, "maker_order": <char*>&e.maker_order - eb,
         "maker_account": <char*>&e.maker_account - eb, "maker_leaves": <char*>&e.maker_leaves - eb,
+        "maker_filled": <char*>&e.maker_filled - eb,
         "symbol": <char*>&e.symbol - eb, "type": <char*>&e.type - eb, "reason": <char*>&e.reason - eb,
         "side": <char*>&e.side - eb, "op": <char*>&e.op - eb,
     }

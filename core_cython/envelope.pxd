@@ -20,7 +20,7 @@ ctypedef struct Request:      # 112 bytes: gateway -> engine (command ring)
     Origin origin
 
 
-ctypedef struct Outcome:      # 120 bytes: engine -> gateways (broadcast ring)
+ctypedef struct Outcome:      # 128 bytes: engine -> gateways (broadcast ring)
     Event ev
     Origin origin
 

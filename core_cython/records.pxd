@@ -42,6 +42,7 @@ cdef extern from *:
         uint64_t maker_order;   /* trades only */
         uint64_t maker_account; /* trades only */
         int64_t  maker_leaves;  /* trades only */
+        int64_t  maker_filled;  /* trades only: the maker's cumulative filled quantity after it */
         uint32_t symbol;
         uint8_t  type;
         uint8_t  reason;
@@ -85,6 +86,7 @@ cdef extern from *:
         uint64_t maker_order
         uint64_t maker_account
         int64_t maker_leaves
+        int64_t maker_filled
         uint32_t symbol
         uint8_t type
         uint8_t reason

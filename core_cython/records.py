@@ -51,6 +51,7 @@ EVENT_DTYPE = np.dtype(
         ("maker_order", "<u8"),
         ("maker_account", "<u8"),
         ("maker_leaves", "<i8"),
+        ("maker_filled", "<i8"),
         ("symbol", "<u4"),
         ("type", "u1"),
         ("reason", "u1"),
@@ -60,12 +61,12 @@ EVENT_DTYPE = np.dtype(
 )
 
 COMMAND_SIZE = COMMAND_DTYPE.itemsize  # 96
-EVENT_SIZE = EVENT_DTYPE.itemsize  # 104
+EVENT_SIZE = EVENT_DTYPE.itemsize  # 112
 
 # The rings' records (core_cython/envelope.pxd): a command or event plus the origin of its request.
 ORIGIN_FIELDS = [("request_id", "<u8"), ("session", "<u4"), ("gateway", "<u2"), ("flags", "<u2")]
 REQUEST_DTYPE = np.dtype([("cmd", COMMAND_DTYPE), *ORIGIN_FIELDS])  # 112 bytes, gateway -> engine
-OUTCOME_DTYPE = np.dtype([("ev", EVENT_DTYPE), *ORIGIN_FIELDS])  # 120 bytes, engine -> gateways
+OUTCOME_DTYPE = np.dtype([("ev", EVENT_DTYPE), *ORIGIN_FIELDS])  # 128 bytes, engine -> gateways
 ADMIN_GATEWAY = 0  # origin.gateway of the operator's admin path; gateways are numbered from 1
 OUTCOME_LAST_OF_COMMAND = 1  # origin.flags on a command's last event
 

@@ -84,7 +84,7 @@ journal_crc_init()
 
 # Must match journal/format.py (tests/test_journal_codec.py checks that they do).
 cdef enum:
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2
     KIND_COMMANDS = 1
     KIND_EVENTS = 2
     HEADER_SIZE = 32

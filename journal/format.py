@@ -8,7 +8,7 @@ A *batch* value holds the raw records of one group commit:
     6       2     kind (1 = commands, 2 = events)
     8       8     first seq of the batch (also the LMDB key, big-endian so keys sort by seq)
     16      4     record count
-    20      4     record size (96 for commands, 104 for events)
+    20      4     record size (96 for commands, 112 for events)
     24      4     crc32 of bytes 0..23 and of the records
     28      4     reserved (0)
     32      ...   count x record size bytes: the records exactly as numpy/the engine lay them out
@@ -42,7 +42,7 @@ import numpy as np
 from core_cython.records import COMMAND_DTYPE, EVENT_DTYPE
 from journal.errors import JournalCorruptError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: events gained maker_filled (112 bytes); version 1 journals are refused
 
 BATCH_MAGIC = b"VJB1"
 SNAPSHOT_MAGIC = b"VJS1"

@@ -238,6 +238,10 @@ class Journal:
 
     def _check_format(self, stored: Any) -> None:
         if stored != _format_meta():
+            if isinstance(stored, dict) and stored.get("format_version") != FORMAT_VERSION:
+                raise JournalCorruptError(
+                    f"journal at {self.path} is format version {stored.get('format_version')}; this venue "
+                    f"reads version {FORMAT_VERSION} only (no converter: start a new journal)")
             raise JournalCorruptError(f"journal at {self.path} has an unsupported format: {stored!r}")
 
     def _close_env(self) -> None:

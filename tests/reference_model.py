@@ -395,7 +395,7 @@ class ReferenceEngine:
         self.last_prices[t.symbol] = m.price
         self._emit(EventType.TRADE, order_id=t.order_id, account=t.account, symbol=t.symbol, side=t.side,
                    price=m.price, qty=q, leaves=t.leaves, filled=t.filled, maker_order=m.order_id,
-                   maker_account=m.account, maker_leaves=m.leaves)
+                   maker_account=m.account, maker_leaves=m.leaves, maker_filled=m.filled)
         if m.leaves == 0:
             del self.orders[m.order_id]  # a filled maker leaves silently
         elif m.visible == 0:

@@ -16,7 +16,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from core_cython.records import Op, Stp
+from core_cython.records import EventType, Op, Stp
 from tests.engine_helpers import (
     BUY,
     FOK,
@@ -221,6 +221,30 @@ def test_snapshot_then_replay_equals_uninterrupted_run(data: st.DataObject) -> N
     for sym in SYMBOLS:
         assert restored.book(sym) == whole.book(sym)
         assert restored.stop_orders(sym) == whole.stop_orders(sym)
+
+
+@ENGINE_ONLY
+@given(data=st.data())
+def test_every_event_about_an_order_gives_its_quantity(data: st.DataObject) -> None:
+    """What a gateway restarted mid-session relies on: without having seen an order placed, it reads
+    the order's quantity off any event about it (live: leaves + filled, both sides of a trade)."""
+    cmds = data.draw(flows())
+    quantity: dict[int, int] = {}  # live order id -> qty from its ACCEPTED / REPLACED event
+    for e in run_batches(Engine(), cmds, [0, len(cmds)]):
+        kind = e["type"]
+        if kind in (EventType.ACCEPTED, EventType.REPLACED):
+            quantity[e["order_id"]] = e["qty"]
+        elif kind == EventType.TRADE:
+            assert e["leaves"] + e["filled"] == quantity[e["order_id"]]
+            assert e["maker_leaves"] + e["maker_filled"] == quantity[e["maker_order"]]
+            if e["maker_leaves"] == 0:
+                del quantity[e["maker_order"]]
+        elif kind == EventType.TRIGGERED:
+            assert e["leaves"] + e["filled"] == quantity[e["order_id"]]
+        elif kind in (EventType.CANCELLED, EventType.EXPIRED):
+            assert e["leaves"] == 0 and e["qty"] + e["filled"] == quantity.pop(e["order_id"])
+        if kind == EventType.TRADE and e["leaves"] == 0:
+            del quantity[e["order_id"]]
 
 
 @settings(max_examples=max(20, EXAMPLES // 5), deadline=None,

@@ -29,6 +29,7 @@ from journal import (
 from journal.flow import instrument_commands, random_flow
 from journal.format import (
     BATCH_HEADER_SIZE,
+    FORMAT_VERSION,
     batch_records,
     decode_batch_header,
     decode_snapshot,
@@ -37,6 +38,7 @@ from journal.format import (
     seq_key,
 )
 from journal.replay import mode_name, recover_engine
+from journal.store import META_FORMAT
 
 
 def records(dtype: np.dtype, first_seq: int, n: int) -> np.ndarray:
@@ -390,6 +392,16 @@ def test_a_garbage_or_foreign_file_is_reported_as_corrupt(tmp_path: Path) -> Non
     env.close()
     with pytest.raises(JournalCorruptError, match="not a journal"):
         verify(foreign)
+
+
+def test_a_journal_of_an_older_format_is_refused_by_name(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j") as journal:
+        old = {**journal.get_meta(META_FORMAT), "format_version": FORMAT_VERSION - 1, "event_size": 104}
+        journal.set_meta(META_FORMAT, old)
+    for open_it in (lambda: Journal(tmp_path / "j"), lambda: Journal(tmp_path / "j", readonly=True)):
+        with pytest.raises(JournalCorruptError, match=f"format version {FORMAT_VERSION - 1}; .* version "
+                                                      f"{FORMAT_VERSION} only"):
+            open_it()
 
 
 def test_only_one_writer_at_a_time(tmp_path: Path) -> None:

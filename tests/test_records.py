@@ -16,7 +16,7 @@ def test_command_dtype_matches_c_struct() -> None:
 
 def test_event_dtype_matches_c_struct() -> None:
     layout = record_layout()
-    assert layout["event_size"] == records.EVENT_SIZE == 104
+    assert layout["event_size"] == records.EVENT_SIZE == 112
     assert offsets(records.EVENT_DTYPE) == layout["event"]
 
 

@@ -391,6 +391,11 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         cl = next_id()
         client.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=3, price=MID + 70_000)
         report(client, cl, NEW)
+        taker = venue.client("demo-3")
+        take = next_id()
+        taker.new_order(cl_ord_id=take, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID + 70_000)
+        report(taker, take, FILL)
+        report(client, cl, PARTIAL)  # 1 of 3 filled before the kill
         # A cancel-on-disconnect session's order: the gateway dies without a chance to cancel it.
         careful = venue.client("demo-2", cancel_on_disconnect=True)
         guarded = next_id()
@@ -410,9 +415,17 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
                 break
             except (ConnectionRefusedError, ConnectionResetError):
                 time.sleep(0.1)
+        # Reports about it come out whole, though the new gateway never saw it placed or filled.
+        venue.clients.remove(taker)
+        taker = venue.client("demo-3")
+        take = next_id()
+        taker.new_order(cl_ord_id=take, symbol_id=BTC, side=codecs.Side.BUY, qty=1, price=MID + 70_000)
+        maker_fill = report(again, cl, PARTIAL)
+        assert (maker_fill["order_qty"], maker_fill["cum_qty"], maker_fill["leaves_qty"]) == (3, 2, 1)
         again.cancel(cl_ord_id=next_id(), orig_cl_ord_id=cl)
         cancelled = report(again, cl, codecs.ExecType.CANCELLED)
         assert cancelled["order_id"] == (venue.accounts["demo-1"] << 40) | cl
+        assert (cancelled["order_qty"], cancelled["cum_qty"], cancelled["leaves_qty"]) == (3, 2, 0)
         assert any("restarted" in line for line in venue.log)
         # The restarted gateway redid the dead one's cancel-on-disconnect: the order is gone.
         venue.clients.remove(careful)
