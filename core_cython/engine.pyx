@@ -67,8 +67,8 @@ cdef const uint64_t MAX_U32 = 0xFFFFFFFF
 
 cdef enum:
     MAX_SYMBOL = 65535
-    SNAPSHOT_VERSION = 2
-    SNAP_ORDER_SIZE = 124     # bytes of one order in a snapshot
+    SNAPSHOT_VERSION = 3      # 3: orders carry their session tag
+    SNAP_ORDER_SIZE = 132     # bytes of one order in a snapshot
     SNAP_INSTRUMENT_SIZE = 96
     # Order.state
     ST_FREE = 0
@@ -87,6 +87,7 @@ cdef struct Order:
     int64_t visible        # matchable now (icebergs: <= display)
     int64_t display        # iceberg display quantity; 0 = plain order
     int64_t stop_price
+    uint64_t session_tag   # NEW's aux1, opaque here: the gateway's name for the entering session
     # funds mode (README "Holds"): held = hold_per_lot x leaves of the quote (buy) or base (sell) asset
     int64_t held
     int64_t hold_per_lot
@@ -99,7 +100,7 @@ cdef struct Order:
     uint32_t next
     uint32_t gprev         # acceptance-order list of live orders
     uint32_t gnext
-    uint8_t side           # the small fields last: 144 bytes in all, no padding inside
+    uint8_t side           # the small fields last: 152 bytes in all, no padding inside
     uint8_t ord_type
     uint8_t tif
     uint8_t stp
@@ -224,7 +225,8 @@ cdef char* _put_order(char* p, Order* o) noexcept:
     p = put64(p, o.hold_per_lot)
     p = put64(p, o.hold_price)
     p = put32(p, <uint32_t>o.maker_bps)
-    return put32(p, <uint32_t>o.taker_bps)
+    p = put32(p, <uint32_t>o.taker_bps)
+    return put64(p, o.session_tag)
 
 
 @cython.final
@@ -612,6 +614,7 @@ cdef class Engine:
         o.leaves = c.qty
         o.display = c.display_qty if c.display_qty < c.qty else 0
         o.stop_price = c.stop_price
+        o.session_tag = <uint64_t>c.aux1
         o.symbol = c.symbol
         o.side = c.side
         o.ord_type = c.ord_type
@@ -683,6 +686,7 @@ cdef class Engine:
             o = &self.orders[idx]
             nxt = o.gnext
             if ((c.account == 0 or o.account == c.account) and (c.symbol == 0 or o.symbol == c.symbol)
+                    and (c.aux1 == 0 or o.session_tag == <uint64_t>c.aux1)
                     and not (self.funds and self.instruments[o.symbol].status == TRADING_HALTED)):
                 self._take_out_of_book(idx)
                 self._finish(idx, EV_CANCELLED, R_MASS_CANCEL)
@@ -1351,7 +1355,7 @@ cdef class Engine:
             "visible": o.visible, "display": o.display, "stop_price": o.stop_price,
             "accept_seq": o.accept_seq, "pending_stop": o.state == ST_STOP,
             "held": o.held, "hold_per_lot": o.hold_per_lot, "hold_price": o.hold_price,
-            "maker_bps": o.maker_bps, "taker_bps": o.taker_bps,
+            "maker_bps": o.maker_bps, "taker_bps": o.taker_bps, "session_tag": o.session_tag,
         }
 
     def open_orders(self) -> list:
@@ -1615,6 +1619,7 @@ cdef class Engine:
             o.hold_price = r.i64()
             o.maker_bps = <int32_t>r.u32()
             o.taker_bps = <int32_t>r.u32()
+            o.session_tag = r.u64()
             o.prev = NIL
             o.next = NIL
             if not self._valid_restored_order(o) or self.ids.count(o.id) or o.accept_seq <= prev_accept:

@@ -115,7 +115,6 @@ DEF INT64_NULL = -9223372036854775807 - 1
 DEF RING_OK = 0
 DEF MAX_USED_IDS = 1000000  # client order ids remembered (the engine itself refuses live duplicates)
 DEF MAX_BAD_FRAMES = 100  # undecodable frames a session may send before it is logged out
-DEF MAX_GONE_COD = 4096  # ended cancel-on-disconnect sessions remembered for late acceptances
 
 # on_input() results: what the Python loop must do next
 INPUT_MORE = 0  # all complete frames handled; read more
@@ -182,7 +181,8 @@ cdef class Session:
     cdef public int fd
     cdef public uint32_t number  # origin.session of its requests
     cdef public int state
-    cdef public uint64_t session_id
+    cdef public uint64_t session_id  # random, unique across gateways and restarts: its NEWs carry it to the
+    # engine as the order's session tag, and cancel-on-disconnect cancels by it
     cdef public uint64_t key_id
     cdef public uint64_t account  # the key's own account (accountId 0 means this one)
     cdef public frozenset permitted  # accounts it may trade and see: own + grants
@@ -212,7 +212,6 @@ cdef class Session:
     cdef public uint64_t throttled
     cdef public uint64_t busy
     cdef public uint64_t bad_frames
-    cdef public set live  # ids of live orders this session placed (cancel-on-disconnect cancels these)
 
     def __init__(self, int fd, uint32_t number, Py_ssize_t in_capacity, int64_t now_ns):
         self.fd = fd
@@ -231,7 +230,6 @@ cdef class Session:
         self.close_reason = ""
         self.throttle_interval_ns = 0
         self.tat = 0
-        self.live = set()
 
     def set_throttle(self, double per_second, double burst) -> None:
         """Messages per second (0 = unlimited) with a burst allowance of that many messages."""
@@ -264,10 +262,6 @@ cdef class GatewayCore:
     # ids, 16.7 ms at 629k) and, once full, every ~258k orders (~18 ms) as discards leave dummies.
     cdef unordered_set[uint64_t] used_ids
     cdef deque[uint64_t] used_order  # the same ids in the order they were used, to forget the oldest
-    cdef dict by_number  # session number -> Session, while attached
-    cdef dict placed_by  # order id -> the Session that placed it (live orders of attached sessions)
-    cdef set gone_cod  # numbers of sessions that ended with cancel-on-disconnect
-    cdef list late_cancels  # order ids of such sessions accepted after they ended, to cancel
     cdef Request req
     cdef bytearray scratch
     cdef bytearray takebuf
@@ -301,10 +295,6 @@ cdef class GatewayCore:
         self.aliases = {}
         self.current_id = {}
         self.used_ids.reserve(MAX_USED_IDS + 1)  # buckets for the cap: never rehashed after this
-        self.by_number = {}
-        self.placed_by = {}
-        self.gone_cod = set()
-        self.late_cancels = []
         self.scratch = bytearray(4096)
         self.take_max = take_max
         self.takebuf = bytearray(take_max * sizeof(Outcome))
@@ -327,7 +317,6 @@ cdef class GatewayCore:
         """An established session starts receiving its accounts' outcomes."""
         for account in s.permitted:
             self.by_account.setdefault(account, []).append(s)
-        self.by_number[s.number] = s
 
     def detach(self, Session s) -> None:
         for account in s.permitted:
@@ -336,54 +325,17 @@ cdef class GatewayCore:
                 sessions.remove(s)
                 if not sessions:
                     del self.by_account[account]
-        if self.by_number.get(s.number) is s:
-            del self.by_number[s.number]
-        for order_id in s.live:
-            if self.placed_by.get(order_id) is s:
-                del self.placed_by[order_id]
-        if s.cancel_on_disconnect:
-            # Its orders still in flight are accepted after this: they are cancelled as they come.
-            if len(self.gone_cod) >= MAX_GONE_COD:
-                self.gone_cod.pop()
-            self.gone_cod.add(s.number)
 
-    def cancel_session_orders(self, Session s) -> bool:
-        """Cancel-on-disconnect: a cancel of every live order the session placed (not the account's
-        other sessions' orders). Returns True while some could not be published (ring full): call
-        again later."""
-        while s.live:
-            order_id = next(iter(s.live))
-            if not self._publish_cancel(s.number, order_id):
-                return True
-            s.live.discard(order_id)
-        return False
-
-    def mass_cancel_accounts(self, accounts) -> list:
-        """A MassCancel (all symbols) of each account; returns those the full ring refused."""
-        left = []
-        for account in accounts:
-            self._begin(0, 0)
-            self.req.cmd.op = OP_MASS_CANCEL
-            self.req.cmd.account = account
-            if not self._try_publish():
-                left.append(account)
-        return left
-
-    def retry_late_cancels(self) -> bool:
-        """Cancels of orders accepted after their cancel-on-disconnect session ended; True while
-        some are still waiting for ring space."""
-        while self.late_cancels:
-            number, order_id = self.late_cancels[len(self.late_cancels) - 1]
-            if not self._publish_cancel(number, order_id):
-                return True
-            self.late_cancels.pop()
-        return False
-
-    cdef bint _publish_cancel(self, uint32_t number, uint64_t order_id) noexcept:
-        self._begin(number, 0)
-        self.req.cmd.op = OP_CANCEL
-        self.req.cmd.order_id = order_id
-        self.req.cmd.account = order_id >> CL_ORD_BITS
+    def cancel_session(self, uint64_t tag) -> bool:
+        """Cancel-on-disconnect: one MassCancel of every live order entered with this session tag,
+        on any account and symbol (the account's other sessions keep theirs). Sequenced after all
+        the session's requests, so it also catches those still in flight. False if the command ring
+        is full: call again later."""
+        if tag == 0:
+            raise ValueError("session tag 0 would name every order")
+        self._begin(0, 0)
+        self.req.cmd.op = OP_MASS_CANCEL
+        self.req.cmd.aux1 = <int64_t>tag
         return self._try_publish()
 
     # ------------------------------------------------------------------ output helpers
@@ -617,6 +569,7 @@ cdef class GatewayCore:
             return
         self._begin(s.number, cl)
         self.req.cmd.op = OP_NEW
+        self.req.cmd.aux1 = <int64_t>s.session_id
         self.req.cmd.order_id = key
         self.req.cmd.account = account
         v = m.get_price()
@@ -773,8 +726,6 @@ cdef class GatewayCore:
                 todo = self._receive(s, now, todo)
         if self.drain_outcomes() < 0:
             todo = _later(todo, POLL_LAPPED, None, None)
-        if self.late_cancels:
-            self.retry_late_cancels()
         if self.dirty:
             todo = self._flush_dirty(now, todo)
         return todo
@@ -905,9 +856,6 @@ cdef class GatewayCore:
         return order_id & CL_ORD_MASK
 
     cdef void _forget(self, uint64_t order_id) except *:
-        cdef Session owner = self.placed_by.pop(order_id, None)
-        if owner is not None:
-            owner.live.discard(order_id)
         cl = self.current_id.pop(order_id, None)
         if cl is not None:
             self.aliases.pop(((order_id >> CL_ORD_BITS) << CL_ORD_BITS) | cl, None)
@@ -939,23 +887,12 @@ cdef class GatewayCore:
             if o.origin.gateway == self.gateway_id and sessions:
                 self._cancel_rejects(sessions, o)
             return
-        if t == EV_ACCEPTED:
-            if o.origin.gateway == self.gateway_id:
-                self._note_placed(o)
-        elif t == EV_REPLACED:
+        if t == EV_REPLACED:
             self._note_replace(o)
         if sessions:
             self._order_reports(sessions, o)
         if t == EV_CANCELLED or t == EV_EXPIRED:  # (a rejected NEW was never tracked)
             self._forget(o.ev.order_id)
-
-    cdef void _note_placed(self, const Outcome* o) except *:
-        cdef Session owner = self.by_number.get(o.origin.session)
-        if owner is not None:
-            owner.live.add(o.ev.order_id)
-            self.placed_by[o.ev.order_id] = owner
-        elif o.origin.session in self.gone_cod:  # in flight when its session ended
-            self.late_cancels.append((o.origin.session, o.ev.order_id))
 
     cdef void _note_replace(self, const Outcome* o) except *:
         cdef uint64_t order_id = o.ev.order_id

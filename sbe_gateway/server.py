@@ -103,13 +103,13 @@ class GatewayServer:
                          int(settings.spin_us * 1000))
         self.connections: dict[int, Connection] = {}
         self.by_key: dict[int, Connection] = {}
-        self.pending_cancels: list[Session] = []  # cancel-on-disconnect waiting for ring space
+        self.pending_cancels: list[int] = []  # session ids whose cancel-on-disconnect awaits ring space
         self.next_number = 1
         self.closed_sessions = 0
         self.last_key_check = time.time_ns()
         self.is_shut_down = False
-        # Accounts of the open cancel-on-disconnect sessions, on disk: if this process is killed
-        # (no shutdown, its session order lists lost), the next one mass-cancels them at start.
+        # Ids of the open cancel-on-disconnect sessions, on disk: if this process is killed (no
+        # shutdown), the next one cancels their orders at start.
         self.cod_file = rings / f"sbe-gateway-{gateway_id}.cod.json"
         self._cancel_for_dead_predecessor()
 
@@ -117,32 +117,33 @@ class GatewayServer:
 
     def _cancel_for_dead_predecessor(self) -> None:
         try:
-            accounts = sorted({int(a) for a in json.loads(self.cod_file.read_text())})
+            session_ids = sorted({int(i) for i in json.loads(self.cod_file.read_text())["session_ids"]})
+            if not all(0 < i < 1 << 64 for i in session_ids):
+                raise ValueError("a session id outside 1..2^64-1")
         except FileNotFoundError:
             return
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             self.log(f"unreadable {self.cod_file.name} ({exc}); no cancel-on-disconnect to redo")
-            accounts = []
+            session_ids = []
         deadline = time.monotonic() + 5.0
-        left = accounts
+        left = session_ids
         while left and time.monotonic() < deadline:
-            left = self.core.mass_cancel_accounts(left)
+            left = [i for i in left if not self.core.cancel_session(i)]
             if left:
                 time.sleep(0.01)
-        if accounts:
-            # The session-level lists died with the process: cancelling the accounts' orders is the
-            # safe side (it also cancels their other sessions' orders, which a crash excuses).
-            self.log(f"the previous gateway process died with cancel-on-disconnect sessions open: "
-                     f"mass cancel of account(s) {', '.join(map(str, accounts))}"
-                     + (f"; NOT sent for {left} (command ring full)" if left else ""))
-        self._write_cod_accounts()
+        if session_ids:
+            self.log(f"the previous gateway process died with {len(session_ids)} cancel-on-disconnect "
+                     f"session(s) open: their orders are cancelled"
+                     + (f"; NOT sent for {len(left)} (command ring full)" if left else ""))
+        self._write_cod_sessions()
 
-    def _write_cod_accounts(self) -> None:
-        sessions = [conn.session for conn in self.connections.values()]
-        accounts = sorted({a for s in sessions for a in s.permitted
-                           if s.state == SESSION_ESTABLISHED and s.cancel_on_disconnect})
+    def _write_cod_sessions(self) -> None:
+        """The open cancel-on-disconnect sessions, and the closed ones whose cancel still waits."""
+        open_ones = {conn.session.session_id for conn in self.connections.values()
+                     if conn.session.state == SESSION_ESTABLISHED and conn.session.cancel_on_disconnect}
+        session_ids = sorted(open_ones | set(self.pending_cancels))
         tmp = self.cod_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(accounts))
+        tmp.write_text(json.dumps({"session_ids": session_ids}))
         os.replace(tmp, self.cod_file)  # a crash mid-write leaves the old list, never half of one
 
     # ---------------------------------------------------------------- loop
@@ -156,7 +157,9 @@ class GatewayServer:
             if todo:
                 self._handle(todo)
             if self.pending_cancels:
-                self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
+                self.pending_cancels = [i for i in self.pending_cancels if not self.core.cancel_session(i)]
+                if not self.pending_cancels:
+                    self._write_cod_sessions()
             if time.monotonic() >= next_timer:
                 self._timers(time.time_ns())
                 next_timer = time.monotonic() + TIMER_S
@@ -285,7 +288,7 @@ class GatewayServer:
         self.by_key[key_id] = conn
         self.core.attach(s)
         if s.cancel_on_disconnect:
-            self._write_cod_accounts()
+            self._write_cod_sessions()
         ack = bytearray(64)
         m = codecs.LogonAck().wrap_encode(ack, codecs.SOFH_SIZE)
         m.session_id, m.timestamp_ns, m.next_seq_num = s.session_id, now, s.next_out_seq
@@ -353,10 +356,10 @@ class GatewayServer:
             del self.by_key[s.key_id]
         self.core.detach(s)
         if was_established and s.cancel_on_disconnect:
-            if self.core.cancel_session_orders(s):
-                self.pending_cancels.append(s)  # the ring was full: the rest is retried every loop
+            if not self.core.cancel_session(s.session_id):
+                self.pending_cancels.append(s.session_id)  # the ring was full: retried every loop
             s.state = SESSION_CLOSING
-            self._write_cod_accounts()
+            self._write_cod_sessions()
         try:
             self.epoll.unregister(fd)
         except OSError:
@@ -389,12 +392,13 @@ class GatewayServer:
             self._close(conn, "gateway shutting down", now)
         deadline = time.monotonic() + 2.0  # the engine is still running: give it time to make room
         while self.pending_cancels and time.monotonic() < deadline:
-            self.pending_cancels = [s for s in self.pending_cancels if self.core.cancel_session_orders(s)]
+            self.pending_cancels = [i for i in self.pending_cancels if not self.core.cancel_session(i)]
             if self.pending_cancels:
                 time.sleep(0.01)
+        self._write_cod_sessions()
         if self.pending_cancels:
             self.log(f"shutdown: cancel-on-disconnect of {len(self.pending_cancels)} sessions could not be "
-                     "sent (command ring full)")
+                     f"sent (command ring full); the next start of gateway {self.gateway_id} sends it")
         self.listener.close()
         self.epoll.close()
         self.keys.close()

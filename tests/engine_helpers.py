@@ -44,11 +44,13 @@ def instrument(symbol: int = SYM, *, max_price: int = 10_000, min_qty: int = 1, 
 
 def new(order_id: int, acct: int, side: int, price: int, qty: int, *, symbol: int = SYM,
         ord_type: int = LIMIT, tif: int = GTC, stp: int = Stp.NONE, post_only: bool = False,
-        stop: int = 0, display: int = 0, flags: int | None = None, reject: int = 0, ts: int = 0) -> Command:
-    """NEW; a limit GTC order unless told otherwise."""
+        stop: int = 0, display: int = 0, flags: int | None = None, reject: int = 0, ts: int = 0,
+        session: int = 0) -> Command:
+    """NEW; a limit GTC order unless told otherwise. session: the session tag (aux1)."""
     return dict(op=Op.NEW, order_id=order_id, account=acct, side=side, price=price, qty=qty, symbol=symbol,
                 ord_type=ord_type, tif=tif, stp=stp, stop_price=stop, display_qty=display,
-                flags=(Flag.POST_ONLY if post_only else 0) if flags is None else flags, reject=reject, ts=ts)
+                flags=(Flag.POST_ONLY if post_only else 0) if flags is None else flags, reject=reject, ts=ts,
+                aux1=session)
 
 
 def market(order_id: int, acct: int, side: int, qty: int, *, price: int = 0, **kw: Any) -> Command:
@@ -66,8 +68,8 @@ def replace(order_id: int, acct: int, price: int, qty: int, *, symbol: int = SYM
     return dict(op=Op.REPLACE, order_id=order_id, account=acct, price=price, qty=qty, symbol=symbol, ts=ts)
 
 
-def mass_cancel(acct: int = 0, symbol: int = 0, *, ts: int = 0) -> Command:
-    return dict(op=Op.MASS_CANCEL, account=acct, symbol=symbol, ts=ts)
+def mass_cancel(acct: int = 0, symbol: int = 0, *, ts: int = 0, session: int = 0) -> Command:
+    return dict(op=Op.MASS_CANCEL, account=acct, symbol=symbol, ts=ts, aux1=session)
 
 
 def batch(cmds: Iterable[Mapping[str, int]]) -> np.ndarray:

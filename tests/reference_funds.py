@@ -181,7 +181,8 @@ class ReferenceFundsEngine(ReferenceEngine):
                 "visible": o.visible, "display": o.display, "stop_price": o.stop_price,
                 "accept_seq": o.accept_seq, "pending_stop": o.pending_stop,
                 "held": f.held, "hold_per_lot": f.hold_per_lot, "maker_bps": f.maker_bps,
-                "taker_bps": f.taker_bps, "hold_price": f.hold_price}
+                "taker_bps": f.taker_bps, "hold_price": f.hold_price,
+                "session_tag": o.session_tag & 0xFFFF_FFFF_FFFF_FFFF}  # the engine keeps a u64
 
     # ----- dispatch ------------------------------------------------------------------------------
 
@@ -400,14 +401,9 @@ class ReferenceFundsEngine(ReferenceEngine):
         else:
             self._finish(o, EventType.CANCELLED, Reason.USER_CANCEL)
 
-    def _mass_cancel(self, c: Cmd) -> None:
-        """As in core mode, but orders on halted instruments are skipped (and not counted)."""
-        hit = [o for o in self.orders.values()
-               if c.account in (0, o.account) and c.symbol in (0, o.symbol)
-               and self.markets[o.symbol].status != TradingStatus.HALTED]
-        for o in sorted(hit, key=lambda o: o.accept_seq):
-            self._finish(o, EventType.CANCELLED, Reason.MASS_CANCEL)
-        self._emit(EventType.MASS_CANCEL_DONE, account=c.account, symbol=c.symbol, qty=len(hit))
+    def _spared_by_mass_cancel(self, o: Order) -> bool:
+        """Orders on halted instruments are skipped (and not counted)."""
+        return self.markets[o.symbol].status == TradingStatus.HALTED
 
     def _add_instrument(self, c: Cmd) -> None:
         """Core validity, plus: both assets exist and differ, multipliers >= 1, no overflow."""

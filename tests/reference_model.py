@@ -85,6 +85,7 @@ class Order:
     display: int  # iceberg display quantity; 0 = plain order
     accept_seq: int  # cmd_seq of its NEW: "order of acceptance"
     leaves: int
+    session_tag: int = 0  # its NEW's aux1: the entering session, as a gateway names it
     filled: int = 0
     visible: int = 0  # matchable quantity while resting
     pending_stop: bool = False
@@ -303,7 +304,7 @@ class ReferenceEngine:
                   ord_type=c.ord_type, tif=c.tif, stp=c.stp, post_only=bool(c.flags & Flag.POST_ONLY),
                   price=c.price if is_limit else 0, qty=c.qty, stop_price=c.stop_price,
                   display=c.display_qty if c.display_qty < c.qty else 0,  # display >= qty: plain order
-                  accept_seq=c.seq, leaves=c.qty)
+                  accept_seq=c.seq, leaves=c.qty, session_tag=c.aux1)
         self.orders[o.order_id] = o
         self._emit_order(EventType.ACCEPTED, o)
         self._on_accepted(o)
@@ -477,10 +478,14 @@ class ReferenceEngine:
 
     def _mass_cancel(self, c: Cmd) -> None:
         hit = [o for o in self.orders.values()
-               if c.account in (0, o.account) and c.symbol in (0, o.symbol)]
+               if c.account in (0, o.account) and c.symbol in (0, o.symbol) and c.aux1 in (0, o.session_tag)
+               and not self._spared_by_mass_cancel(o)]
         for o in sorted(hit, key=lambda o: o.accept_seq):
             self._finish(o, EventType.CANCELLED, Reason.MASS_CANCEL)
         self._emit(EventType.MASS_CANCEL_DONE, account=c.account, symbol=c.symbol, qty=len(hit))
+
+    def _spared_by_mass_cancel(self, o: Order) -> bool:
+        return False
 
     # ----- instruments -----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Parse and rebuild engine snapshots (version 2), so tests can build hostile ones.
+"""Parse and rebuild engine snapshots (version 3), so tests can build hostile ones.
 
 The layout (little-endian) is the one Engine._snapshot (core_cython/engine.pyx) writes and
 Engine._restore reads; in funds mode the ledger part is Ledger.serialize (core_cython/ledger.pyx):
@@ -12,7 +12,7 @@ Engine._restore reads; in funds mode the ledger part is Ledger.serialize (core_c
       deposit refs u64 n, then n x (i64, i64)
     instruments u32 n, then n x (u32 symbol, 10 x i64, u32 base asset, u32 quote asset, u32 status)
     fee rates   u32 n, then n x (u32 key = symbol << 8 | tier, i32 maker bps, i32 taker bps)
-    orders      u64 n, then n x 124-byte records (Order below), in acceptance order
+    orders      u64 n, then n x 132-byte records (Order below), in acceptance order
     books       per instrument (in the order above): bids then asks, each u32 n levels, then n x
                 (i64 price key, u32 count, count x u64 order id)
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAGIC = 0x504E5356
-VERSION = 2
+VERSION = 3
 
 
 @dataclass
@@ -128,6 +128,7 @@ class Order:
     hold_price: int
     maker_bps: int
     taker_bps: int
+    session_tag: int
 
 
 @dataclass
@@ -171,12 +172,12 @@ WITHDRAWAL = struct.Struct("<QQIq")
 DEPOSIT_REF = struct.Struct("<qq")
 INSTRUMENT = struct.Struct("<I10qIII")
 FEE_RATE = struct.Struct("<Iii")
-ORDER = struct.Struct("<QQQ7qI6B2sqqqii")
+ORDER = struct.Struct("<QQQ7qI6B2sqqqiiQ")
 LEVEL = struct.Struct("<qI")
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
-assert INSTRUMENT.size == 96 and ORDER.size == 124  # engine.pyx SNAP_INSTRUMENT_SIZE, SNAP_ORDER_SIZE
+assert INSTRUMENT.size == 96 and ORDER.size == 132  # engine.pyx SNAP_INSTRUMENT_SIZE, SNAP_ORDER_SIZE
 
 
 class _Reader:
@@ -199,7 +200,7 @@ def parse(blob: bytes) -> Snapshot:
     r = _Reader(bytes(blob))
     magic, version, funds, last_cmd_seq, last_event_seq = r.take(HEADER)
     if (magic, version) != (MAGIC, VERSION):
-        raise ValueError("not a version 2 engine snapshot")
+        raise ValueError(f"not a version {VERSION} engine snapshot")
     ledger = _parse_ledger(r) if funds else None
     instruments = [Instrument(*r.take(INSTRUMENT)) for _ in range(r.count(U32))]
     fees = [FeeRate(*r.take(FEE_RATE)) for _ in range(r.count(U32))]
@@ -207,7 +208,7 @@ def parse(blob: bytes) -> Snapshot:
     for _ in range(r.count(U64)):
         v = r.take(ORDER)
         orders.append(Order(*v[:17], padding=v[17], held=v[18], hold_per_lot=v[19], hold_price=v[20],
-                            maker_bps=v[21], taker_bps=v[22]))
+                            maker_bps=v[21], taker_bps=v[22], session_tag=v[23]))
     books = [Book(_parse_levels(r), _parse_levels(r)) for _ in instruments]
     if r.pos != len(r.blob):
         raise ValueError(f"{len(r.blob) - r.pos} trailing bytes")

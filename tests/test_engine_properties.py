@@ -67,6 +67,8 @@ INSTRUMENTS: list[Command] = [
 SYMBOLS = (1, 2)
 ORDER_IDS = st.integers(1, 30)
 ACCOUNTS = st.integers(1, 3)
+SESSION_TAG_VALUES = [0, 7, 1 << 40, -1]  # -1: all 64 bits set (the engine reads a u64)
+SESSION_TAGS = st.sampled_from(SESSION_TAG_VALUES)
 
 
 
@@ -81,7 +83,7 @@ def new_orders(draw: st.DrawFn, order_id: int) -> Command:
     post_only = draw(mostly([False], [True], 6 if can_rest else 80))
     return new(order_id, draw(ACCOUNTS), draw(SIDES), draw(PRICES), draw(QTYS), symbol=draw(SYMBOL),
                ord_type=ord_type, tif=tif, stp=draw(STPS), post_only=post_only, stop=stop,
-               display=display, reject=draw(EDGE_REJECTS))
+               display=display, reject=draw(EDGE_REJECTS), session=draw(SESSION_TAGS))
 
 
 @st.composite
@@ -117,7 +119,8 @@ def commands(draw: st.DrawFn, owners: dict[int, int]) -> Command:
     if kind < 95:
         return draw(replaces(target, acct))
     if kind < 97:
-        return mass_cancel(draw(st.integers(0, 3)), draw(st.sampled_from([0, 0, 1, 2, 3])))
+        return mass_cancel(draw(st.integers(0, 3)), draw(st.sampled_from([0, 0, 1, 2, 3])),
+                           session=draw(st.sampled_from([0, 0, *SESSION_TAG_VALUES])))
     if kind < 98:
         return draw(instruments())
     return {"op": draw(st.sampled_from([0, 6, 255])), "order_id": target, "account": 1, "symbol": 1}

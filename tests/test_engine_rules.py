@@ -880,6 +880,23 @@ def test_mass_cancel_everything() -> None:
     assert twin.eng.live_orders() == 0
 
 
+def test_mass_cancel_by_session_tag_spares_the_accounts_other_sessions() -> None:
+    """Cancel-on-disconnect: a gateway names the session in NEW's aux1 and in the mass cancel."""
+    s1, s2 = 0x0001_0000_0000_0007, -2  # aux1 is an i64 field; the engine reads the tag as a u64
+    twin = venue(new(1, A, SELL, 100, 5, session=s1), new(2, A, SELL, 101, 5, session=s2),
+                 new(3, B, SELL, 102, 5, session=s1), new(4, A, BUY, 90, 2, stop=120, session=s1),
+                 new(5, A, SELL, 103, 1), replace(1, A, 0, 9))
+    assert twin.eng.order(1)["session_tag"] == s1  # a replace keeps the order's session
+    assert twin.eng.order(2)["session_tag"] == (1 << 64) - 2
+    restored = Engine.from_snapshot(twin.eng.snapshot())
+    assert restored.order(4)["session_tag"] == s1
+    twin.eng = restored  # the tags survive a snapshot
+    assert mass_cancelled(twin.run(mass_cancel(A, session=s1))) == [1, 4]
+    assert mass_cancelled(twin.run(mass_cancel(0, session=s1))) == [3]
+    assert mass_cancelled(twin.run(mass_cancel(0, session=s2 - 1))) == []
+    assert twin.eng.live_orders() == 2  # 2 (the other session) and 5 (no tag)
+
+
 def test_mass_cancel_keeps_acceptance_order_after_replace() -> None:
     twin = venue(*MIXED, replace(1, A, 0, 9))  # 1 lost its time priority, not its acceptance seq
     assert mass_cancelled(twin.run(mass_cancel(A))) == [1, 3, 4, 6]

@@ -167,8 +167,8 @@ def test_cancel_on_disconnect_cancels_the_sessions_orders_only(venue: RunningVen
         dropper.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=2, price=MID + 80_000)
     report(dropper, ids[0], NEW)
     dropper.sock.close()  # no Logout, maybe with orders still in flight: the connection just drops
-    for cl in ids:
-        assert report(watcher, cl, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
+    for cl in ids:  # one mass cancel of the orders entered by that session
+        assert report(watcher, cl, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.MASS_CANCEL
     # The other session's order of the same account was not touched.
     watcher.cancel(cl_ord_id=next_id(), orig_cl_ord_id=kept)
     assert report(watcher, kept, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
@@ -401,6 +401,13 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         guarded = next_id()
         careful.new_order(cl_ord_id=guarded, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 70_000)
         report(careful, guarded, NEW)
+        # The same account's session without it: its order must outlive the gateway.
+        second_key = venue.new_key("demo-2")
+        bystander = venue.connect()
+        bystander.logon(*second_key)
+        kept = next_id()
+        bystander.new_order(cl_ord_id=kept, symbol_id=BTC, side=codecs.Side.SELL, qty=1, price=MID + 70_000)
+        report(bystander, kept, NEW)
         gateway = venue.supervisor.gateways[0]
         os.kill(gateway.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 15
@@ -433,6 +440,11 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         probe = next_id()
         other.cancel(cl_ord_id=probe, orig_cl_ord_id=guarded)
         assert report(other, probe, template="CancelReject")["reason"] == codecs.RejectReason.UNKNOWN_ORDER
+        venue.clients.remove(bystander)
+        again_bystander = venue.connect()
+        again_bystander.logon(*second_key)
+        again_bystander.cancel(cl_ord_id=next_id(), orig_cl_ord_id=kept)
+        assert report(again_bystander, kept, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
 
 
 def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -> None:
