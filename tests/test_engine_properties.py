@@ -240,14 +240,14 @@ def test_every_event_about_an_order_gives_its_quantity(data: st.DataObject) -> N
         elif kind == EventType.TRADE:
             assert e["leaves"] + e["filled"] == quantity[e["order_id"]]
             assert e["maker_leaves"] + e["maker_filled"] == quantity[e["maker_order"]]
+            if e["leaves"] == 0:  # a filled order is gone
+                del quantity[e["order_id"]]
             if e["maker_leaves"] == 0:
                 del quantity[e["maker_order"]]
         elif kind == EventType.TRIGGERED:
             assert e["leaves"] + e["filled"] == quantity[e["order_id"]]
         elif kind in (EventType.CANCELLED, EventType.EXPIRED):
             assert e["leaves"] == 0 and e["qty"] + e["filled"] == quantity.pop(e["order_id"])
-        if kind == EventType.TRADE and e["leaves"] == 0:
-            del quantity[e["order_id"]]
 
 
 @settings(max_examples=max(20, EXAMPLES // 5), deadline=None,

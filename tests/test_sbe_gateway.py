@@ -444,7 +444,8 @@ def test_a_killed_gateway_is_restarted_and_the_engine_keeps_its_state(tmp_path: 
         again_bystander = venue.connect()
         again_bystander.logon(*second_key)
         again_bystander.cancel(cl_ord_id=next_id(), orig_cl_ord_id=kept)
-        assert report(again_bystander, kept, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
+        cancelled_kept = report(again_bystander, kept, codecs.ExecType.CANCELLED)
+        assert cancelled_kept["reason"] == codecs.RejectReason.USER_CANCEL
 
 
 def test_a_lapped_gateway_logs_its_sessions_out_and_carries_on(tmp_path: Path) -> None:
