@@ -83,7 +83,7 @@ def run_step(thrash_mb: float, steps: int = 20_000, seed: int = 42) -> StepResul
                     start = clock()
                     service.step(0)
                     lat[i] = clock() - start
-                events = service.stats.events
+                events = service.stats.events_done
             finally:
                 ring.close()
                 service.close()

@@ -26,6 +26,11 @@ cdef class _Mapped:
     cdef uint32_t _wake(self, int fd) noexcept nogil
 
 
+# A read-only view for monitoring.
+cdef class BroadcastMonitor(_Mapped):
+    pass
+
+
 # The one producer (the engine).
 cdef class Broadcast(_Mapped):
     cdef object _sock

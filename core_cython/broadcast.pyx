@@ -351,6 +351,17 @@ def _retire(path: str) -> int:
         old.close()
 
 
+cdef class BroadcastMonitor(_Mapped):
+    """A view of a ring for monitoring (the supervisor's /metrics): `published` and consumers(),
+    without taking a consumer entry or the producer side."""
+
+    @staticmethod
+    def open(path: str) -> BroadcastMonitor:
+        cdef BroadcastMonitor m = BroadcastMonitor.__new__(BroadcastMonitor)
+        m._open(path)
+        return m
+
+
 cdef class Broadcast(_Mapped):
     """The producer's handle: create() the ring (or attach_producer() to an existing one), then
     publish(); never blocks. One producer per ring."""

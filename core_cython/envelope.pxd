@@ -1,7 +1,7 @@
 # cython: language_level=3
 # What travels on the rings between the gateways and the engine: a command or an event plus the
 # origin of the request that caused it (records.py mirrors these as REQUEST_DTYPE / OUTCOME_DTYPE).
-from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 
 from core_cython.broadcast cimport Broadcast
 from core_cython.records cimport Command, Event
@@ -28,6 +28,7 @@ ctypedef struct Outcome:      # 128 bytes: engine -> gateways (broadcast ring)
 cdef enum:
     ADMIN_GATEWAY = 0
     OUTCOME_LAST_OF_COMMAND = 1
+    BATCH_BUCKETS = 18                 # batch times: <= 1, 2, 4, ... 65536 µs, and above
 
 
 cdef class BatchIO:
@@ -42,3 +43,14 @@ cdef class BatchIO:
     cdef size_t out_cap
     cdef Py_ssize_t n_taken            # commands of the last take(): publish() joins against them
     cdef readonly uint64_t refused     # requests whose op was not order entry (sent on as op 0)
+    # The published batches, counted here where it costs nothing (venue/metrics.py reads counters())
+    cdef readonly uint64_t batches
+    cdef readonly uint64_t commands_done
+    cdef readonly uint64_t events_done
+    cdef readonly uint64_t outcomes_done
+    cdef readonly int64_t taken_ns     # CLOCK_MONOTONIC when the last take() got requests
+    cdef readonly int64_t published_ns # ... when the last publish() was done
+    cdef uint64_t batch_ns_sum
+    cdef uint64_t batch_le[BATCH_BUCKETS]
+
+    cdef void _count(self, Py_ssize_t n_events, Py_ssize_t m) noexcept

@@ -21,9 +21,10 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from core_cython.broadcast cimport Broadcast
-from core_cython.envelope cimport OUTCOME_LAST_OF_COMMAND, Origin, Outcome, Request
+from core_cython.envelope cimport BATCH_BUCKETS, OUTCOME_LAST_OF_COMMAND, Origin, Outcome, Request
 from core_cython.records cimport EV_POSTING, OP_MASS_CANCEL, OP_NEW, Command, Event
 from core_cython.ring cimport Ring
 
@@ -33,6 +34,28 @@ DEF OP_REFUSED = 0  # not an op: the engine answers REJECTED(UNKNOWN_OP)
 
 REQUEST_SIZE = sizeof(Request)
 OUTCOME_SIZE = sizeof(Outcome)
+BATCH_BOUNDS_US = tuple(1 << i for i in range(BATCH_BUCKETS - 1))  # then +Inf
+
+
+cdef inline int64_t _now_ns() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec * 1000000000 + t.tv_nsec
+
+
+cdef inline int _bucket(int64_t took_ns) noexcept nogil:
+    """The first bucket "<= 2^i µs" that holds took_ns rounded up to whole µs (BATCH_BUCKETS - 1: above)."""
+    cdef uint64_t rest = <uint64_t>((took_ns + 999) // 1000 - 1) if took_ns > 1000 else 0
+    cdef int i = 0
+    while rest:
+        rest >>= 1
+        i += 1
+    return i if i < BATCH_BUCKETS - 1 else BATCH_BUCKETS - 1
+
+
+def batch_bucket(int64_t took_ns) -> int:
+    """Which BATCH_BOUNDS_US bucket a batch time falls in (len(BATCH_BOUNDS_US): above them all)."""
+    return _bucket(took_ns)
 
 
 cdef int _split(const Request* req, Py_ssize_t n, Command* cmd, Origin* org) noexcept nogil:
@@ -116,6 +139,7 @@ cdef class BatchIO:
             n = self.ring.take_ptr(<unsigned char*>self.raw, self.max_batch, strategy, timeout_ns, stall_ns,
                                    spin_ns)
             if n:
+                self.taken_ns = _now_ns()
                 self.refused += _split(self.raw, n, self.cmd, self.origins)
         self.n_taken = n
         return n
@@ -134,6 +158,7 @@ cdef class BatchIO:
             raise ValueError("the outcome ring is closed")
         n_events = cnp.PyArray_DIM(<cnp.ndarray>events, 0)
         if n_events == 0:
+            self._count(0, 0)
             return 0
         if <size_t>n_events > self.out_cap:
             grown = <Outcome*>realloc(self.out, 2 * n_events * sizeof(Outcome))
@@ -147,4 +172,22 @@ cdef class BatchIO:
                 self.outcomes.publish_ptr(<const unsigned char*>self.out, m)
         if m < 0:
             raise ValueError("an event names a command outside the batch")
+        self._count(n_events, m)
         return m
+
+    cdef void _count(self, Py_ssize_t n_events, Py_ssize_t m) noexcept:
+        cdef int64_t now = _now_ns()
+        self.batches += 1
+        self.commands_done += self.n_taken
+        self.events_done += n_events
+        self.outcomes_done += m
+        self.batch_le[_bucket(now - self.taken_ns)] += 1
+        self.batch_ns_sum += now - self.taken_ns
+        self.published_ns = now
+
+    def counters(self) -> tuple:
+        """batches, commands, events, outcomes, refused, the batch-time buckets (BATCH_BOUNDS_US, then
+        above), the batch times' sum in ns: a batch's time runs from take() having its requests to
+        publish() done (the journal commit and the engine's work included)."""
+        return (self.batches, self.commands_done, self.events_done, self.outcomes_done, self.refused,
+                *[self.batch_le[i] for i in range(BATCH_BUCKETS)], self.batch_ns_sum)

@@ -275,6 +275,7 @@ cdef class GatewayCore:
     cdef public uint64_t published
     cdef public uint64_t outcomes_seen
     cdef public uint64_t laps
+    cdef public uint64_t messages_sent  # frames queued to clients, every kind
     # poll(): the epoll set (Python registers fds in it), sessions by fd, sessions with new output
     cdef int epfd
     cdef int listener_fd
@@ -347,6 +348,7 @@ cdef class GatewayCore:
             self.dirty.append(s)
         PyByteArray_Resize(s.out, old + n)
         memcpy(PyByteArray_AS_STRING(s.out) + old, PyByteArray_AS_STRING(self.scratch), n)
+        self.messages_sent += 1
 
     cdef void _send_reject(self, Session s, uint64_t ref_seq, int ref_template, int reason, int64_t now) except *:
         cdef Reject m = self.rej

@@ -12,8 +12,11 @@ Session rules (the protocol is in sbe_schemas/venue_order_entry.xml):
 - Bad input never takes the gateway down: an undecodable but delimited frame gets a Reject and the
   session goes on; a bad framing header (the stream cannot be resynchronised) gets a Reject and a
   Logout(PROTOCOL_ERROR); either way other sessions notice nothing.
-- Cancel-on-disconnect (the Logon's flag): when the session ends for any reason, a MassCancel of
-  every account it traded for is sent to the engine.
+- Cancel-on-disconnect (the Logon's flag): when the session ends for any reason, one MassCancel
+  tagged with the session's id goes to the engine; it cancels the orders this session entered and no
+  other session's. The open sessions' ids are kept in the run directory, so that a gateway restarted
+  after a crash cancels for its dead predecessor.
+- Metrics: the counts are copied to this gateway's counter page on the 100 ms timer (venue/metrics.py).
 - A client that does not read its reports (more than max_pending_out bytes queued) is disconnected:
   the gateway never blocks on one socket. If the gateway itself falls so far behind the engine that
   the outcome ring laps it, reports were lost: every session is logged out (they reconnect; their
@@ -57,6 +60,7 @@ from venue.config import VenueConfig
 from venue.cpu import use_cpus, use_rt_priority
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
+from venue.metrics import GATEWAY_COUNTERS, gateway_page, open_page
 from venue.supervisor import StopSignal
 
 MAX_ACCOUNT = (1 << 24) - 1  # sbe_gateway/core.pyx: order ids are (account << 40) | clOrdId
@@ -64,6 +68,10 @@ KEY_CHECK_NS = 1_000_000_000  # how often open sessions' keys are re-read (a dis
 HEARTBEAT_MS = (100, 60_000)
 IN_BUFFER = 65536
 TIMER_S = 0.1  # how often timers (heartbeats, idle and logon timeouts) are checked
+
+
+def _session_counts(s: Session) -> tuple[int, int, int, int, int]:
+    return s.received, s.rejected, s.throttled, s.busy, s.bad_frames
 
 
 class EngineGone(Exception):
@@ -106,6 +114,12 @@ class GatewayServer:
         self.pending_cancels: list[int] = []  # session ids whose cancel-on-disconnect awaits ring space
         self.next_number = 1
         self.closed_sessions = 0
+        # Prometheus (venue/metrics.py): copied to the shared page on the timer, never per message
+        self.page = open_page(rings, gateway_page(gateway_id), GATEWAY_COUNTERS)
+        self.logons = 0
+        self.logon_rejects = 0
+        self.cod_cancels = 0
+        self.closed_counts = [0, 0, 0, 0, 0]  # _session_counts() of the sessions that are gone
         self.last_key_check = time.time_ns()
         self.is_shut_down = False
         # Ids of the open cancel-on-disconnect sessions, on disk: if this process is killed (no
@@ -128,7 +142,7 @@ class GatewayServer:
         deadline = time.monotonic() + 5.0
         left = session_ids
         while left and time.monotonic() < deadline:
-            left = [i for i in left if not self.core.cancel_session(i)]
+            left = [i for i in left if not self._cancel_session(i)]
             if left:
                 time.sleep(0.01)
         if session_ids:
@@ -136,6 +150,13 @@ class GatewayServer:
                      f"session(s) open: their orders are cancelled"
                      + (f"; NOT sent for {len(left)} (command ring full)" if left else ""))
         self._write_cod_sessions()
+
+    def _cancel_session(self, session_id: int) -> bool:
+        """The session's tagged MassCancel into the command ring; False if the ring is full."""
+        if not self.core.cancel_session(session_id):
+            return False
+        self.cod_cancels += 1
+        return True
 
     def _write_cod_sessions(self) -> None:
         """The open cancel-on-disconnect sessions, and the closed ones whose cancel still waits."""
@@ -157,7 +178,7 @@ class GatewayServer:
             if todo:
                 self._handle(todo)
             if self.pending_cancels:
-                self.pending_cancels = [i for i in self.pending_cancels if not self.core.cancel_session(i)]
+                self.pending_cancels = [i for i in self.pending_cancels if not self._cancel_session(i)]
                 if not self.pending_cancels:
                     self._write_cod_sessions()
             if time.monotonic() >= next_timer:
@@ -268,6 +289,7 @@ class GatewayServer:
             self._send_logon_reject(s, reason, now)
             s.close_reason = f"logon refused: {reason} (key {key_id})"
             s.state = SESSION_CLOSING
+            self.logon_rejects += 1
             return
         key = result.key
         accounts = {key.account, *key.grants}
@@ -277,6 +299,7 @@ class GatewayServer:
             self._send_logon_reject(s, "UNAVAILABLE", now)
             s.close_reason = "logon refused: account outside the gateway's range"
             s.state = SESSION_CLOSING
+            self.logon_rejects += 1
             return
         s.key_id = key_id
         s.account = key.account
@@ -294,23 +317,41 @@ class GatewayServer:
         m.session_id, m.timestamp_ns, m.next_seq_num = s.session_id, now, s.next_out_seq
         m.account_id, m.heartbeat_interval_ms = key.account, interval
         s.out += ack[:m.frame()]
+        self.core.messages_sent += 1
+        self.logons += 1
         if self.settings.log_sessions:
             self.log(f"session {s.number} logged on: key {key_id}, account {key.account}, from {conn.peer}")
 
-    @staticmethod
-    def _send_logon_reject(s: Session, reason: str, now: int) -> None:
+    def _send_logon_reject(self, s: Session, reason: str, now: int) -> None:
         buf = bytearray(64)
         m = codecs.LogonReject().wrap_encode(buf, codecs.SOFH_SIZE)
         m.timestamp_ns = now
         m.reason = codecs.LogonRejectReason[reason]
         s.out += buf[:m.frame()]
+        self.core.messages_sent += 1
 
     # ---------------------------------------------------------------- output and timers
 
     def _flush(self, conn: Connection) -> None:
         self.core.flush(conn.session, time.time_ns())
 
+    def publish_counters(self) -> None:
+        """Copy the counts to the shared counter page (order: venue.metrics.GATEWAY_COUNTERS)."""
+        counts = list(self.closed_counts)
+        sessions = 0
+        for conn in self.connections.values():
+            s = conn.session
+            sessions += s.state == SESSION_ESTABLISHED
+            for i, value in enumerate(_session_counts(s)):
+                counts[i] += value
+        received, rejected, throttled, busy, bad_frames = counts
+        core = self.core
+        self.page.set((len(self.connections), sessions, self.logons, self.logon_rejects, self.closed_sessions,
+                       received, core.messages_sent, rejected, throttled, busy, bad_frames, core.published,
+                       core.outcomes_seen, core.laps, self.cod_cancels, len(self.pending_cancels)))
+
     def _timers(self, now: int) -> None:
+        self.publish_counters()
         if self.reader.stale():  # the engine stopped or was replaced: this gateway's rings are gone
             raise EngineGone("the engine's outcome ring is stale (engine stopped or restarted)")
         if now - self.last_key_check >= KEY_CHECK_NS:
@@ -356,7 +397,7 @@ class GatewayServer:
             del self.by_key[s.key_id]
         self.core.detach(s)
         if was_established and s.cancel_on_disconnect:
-            if not self.core.cancel_session(s.session_id):
+            if not self._cancel_session(s.session_id):
                 self.pending_cancels.append(s.session_id)  # the ring was full: retried every loop
             s.state = SESSION_CLOSING
             self._write_cod_sessions()
@@ -368,6 +409,8 @@ class GatewayServer:
         conn.sock.close()
         s.state = SESSION_CLOSING
         self.closed_sessions += 1
+        for i, value in enumerate(_session_counts(s)):
+            self.closed_counts[i] += value
         if s.key_id and self.settings.log_sessions:
             self.log(f"session {s.number} (key {s.key_id}) closed: {reason}")
 
@@ -392,13 +435,15 @@ class GatewayServer:
             self._close(conn, "gateway shutting down", now)
         deadline = time.monotonic() + 2.0  # the engine is still running: give it time to make room
         while self.pending_cancels and time.monotonic() < deadline:
-            self.pending_cancels = [i for i in self.pending_cancels if not self.core.cancel_session(i)]
+            self.pending_cancels = [i for i in self.pending_cancels if not self._cancel_session(i)]
             if self.pending_cancels:
                 time.sleep(0.01)
         self._write_cod_sessions()
         if self.pending_cancels:
             self.log(f"shutdown: cancel-on-disconnect of {len(self.pending_cancels)} sessions could not be "
                      f"sent (command ring full); the next start of gateway {self.gateway_id} sends it")
+        self.publish_counters()
+        self.page.close()
         self.listener.close()
         self.epoll.close()
         self.keys.close()

@@ -36,7 +36,7 @@ INSTRUMENT_KEYS = ("symbol", "base", "quote", "tick_size", "lot_size", "min_qty"
                    "max_price", "market_band_bps")
 MARKET_KEYS = ("fees", "reference_price", "max_notional")  # funds-mode settings of an instrument
 LIST_SECTIONS = {"instruments": "symbol", "assets": "name"}  # arrays of tables, addressed by this key
-SECTIONS = ("journal", "accounts", "demo", "assets", "instruments", "keys", "engine", "sbe")
+SECTIONS = ("journal", "accounts", "demo", "assets", "instruments", "keys", "engine", "sbe", "metrics")
 WAIT_STRATEGIES = ("spin", "yield", "block")  # core_cython.ring.WAIT_STRATEGIES
 MAKER_BPS = (-1000, 1000)  # the engine's bounds (INVALID_FEES)
 TAKER_BPS = (0, 1000)
@@ -106,6 +106,15 @@ class SbeSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus /metrics, served by `venue run`'s supervisor (venue/metrics.py)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = field(default=9800, metadata={"min": 0, "max": 65535})  # 0 = any free port
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     seed: int = 42
     accounts: int = field(default=4, metadata={"min": 1})
@@ -157,6 +166,7 @@ class VenueConfig:
     keys: KeySettings = field(default_factory=KeySettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     sbe: SbeSettings = field(default_factory=SbeSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def instrument(self, symbol: str) -> Instrument | None:
         return next((i for i in self.instruments if i.symbol == symbol), None)
@@ -206,6 +216,7 @@ def parse_config(
         keys = _build_section(KeySettings, raw.get("keys", {}), "keys")
         engine = _build_section(EngineSettings, raw.get("engine", {}), "engine")
         sbe = _build_section(SbeSettings, raw.get("sbe", {}), "sbe")
+        metrics = _build_section(MetricsSettings, raw.get("metrics", {}), "metrics")
         assets = _build_assets(raw.get("assets", []))
         instruments, markets = _build_instruments(raw.get("instruments", []), assets)
         _check_demo_mids(demo, instruments)
@@ -213,7 +224,8 @@ def parse_config(
         _check_scheduling(engine, sbe)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return VenueConfig(journal, demo, instruments, source, assets, accounts, markets, keys, engine, sbe)
+    return VenueConfig(journal, demo, instruments, source, assets, accounts, markets, keys, engine, sbe,
+                       metrics)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:

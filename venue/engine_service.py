@@ -21,7 +21,6 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ from core_cython.envelope import OUTCOME_SIZE, REQUEST_SIZE, BatchIO
 from core_cython.records import new_commands
 from core_cython.ring import WAIT_STRATEGIES, Ring
 from venue.config import VenueConfig
+from venue.counter_page import PUBLISH_NS
 from venue.cpu import use_cpus, use_rt_priority
+from venue.metrics import ENGINE_COUNTERS, ENGINE_PAGE, open_page
 from venue.supervisor import StopSignal
 
 COMMANDS_RING = "commands.ring"
@@ -55,14 +56,6 @@ def remove_run_dir(config: VenueConfig) -> None:
         shutil.rmtree(run_dir(config), ignore_errors=True)
 
 
-@dataclass
-class ServiceStats:
-    batches: int = 0
-    commands: int = 0
-    events: int = 0
-    outcomes: int = 0
-
-
 class EngineService:
     """Owns the rings and drives the journaled engine from them (one thread)."""
 
@@ -85,7 +78,9 @@ class EngineService:
         self._cmds = new_commands(self.max_batch)
         self._io = BatchIO(self.commands, self.outcomes, self._cmds, self.max_batch)
         self._strategy = WAIT_STRATEGIES.index(self.wait)
-        self.stats = ServiceStats()
+        # Prometheus (venue/metrics.py): BatchIO counts, copied to the shared page now and then
+        self.page = open_page(self.dir, ENGINE_PAGE, ENGINE_COUNTERS)
+        self._next_page_ns = 0
 
     @staticmethod
     def _open_command_ring(path: Path, slots: int) -> Ring:
@@ -104,17 +99,25 @@ class EngineService:
         io = self._io
         n = io.take(timeout_ns, self._strategy, self.spin_ns)
         if n == 0:
-            return 0  # (an async journal is fsync'ed by its own thread, off this one)
+            self.publish_counters()  # idle: the page catches up (an async journal fsyncs off this thread)
+            return 0
         engine = self.engine
         events = engine.submit(self._cmds[:n], time.time_ns())  # committed when it returns
         # The batch's commands are the engine's last n (the journal checked that they are gap-free).
-        published = io.publish(events, engine.last_cmd_seq - n + 1)
-        stats = self.stats
-        stats.batches += 1
-        stats.commands += n
-        stats.events += len(events)
-        stats.outcomes += published
+        io.publish(events, engine.last_cmd_seq - n + 1)
+        if io.published_ns >= self._next_page_ns:
+            self._next_page_ns = io.published_ns + PUBLISH_NS
+            self.publish_counters()
         return n
+
+    @property
+    def stats(self) -> BatchIO:
+        """Counts of what was done: .batches, .commands_done, .events_done, .outcomes_done, .refused."""
+        return self._io
+
+    def publish_counters(self) -> None:
+        """Copy the counts to the shared counter page (order: venue.metrics.ENGINE_COUNTERS)."""
+        self.page.set((*self._io.counters(), self.engine.last_cmd_seq, self.engine.last_event_seq))
 
     def drain(self) -> int:
         """Apply whatever is still in the command ring (at a clean stop, after the gateways stopped:
@@ -144,6 +147,8 @@ class EngineService:
                 admin.run_pending()
 
     def close(self) -> None:
+        self.publish_counters()
+        self.page.close()
         self.outcomes.close()
         self.commands.close()
 
@@ -193,7 +198,7 @@ def engine_main(config: VenueConfig, ready: Any) -> None:
                 ready.send(("stopped", {
                     "reason": stop.reason, "cmd_seq": venue.engine.last_cmd_seq,
                     "event_seq": venue.engine.last_event_seq, "state_hash": venue.engine.state_hash(),
-                    "commands": service.stats.commands, "batches": service.stats.batches,
+                    "commands": service.stats.commands_done, "batches": service.stats.batches,
                 }))
     except Exception as exc:  # reported to the supervisor, which prints it and stops the venue
         from journal.errors import JournalError

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
@@ -123,6 +123,24 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def start_metrics(supervisor: Any, log: Callable[[str], None]) -> Any:
+    """The supervisor's /metrics (venue.metrics), if enabled; a port that is taken costs the venue its
+    metrics, not its trading."""
+    from venue.metrics import serve_metrics
+
+    settings = supervisor.config.metrics
+    if not settings.enabled:
+        return None
+    try:
+        server = serve_metrics(supervisor, settings.host, settings.port)
+    except OSError as exc:
+        log(f"metrics: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+            "running without /metrics")
+        return None
+    log(f"metrics at {server.url}")
+    return server
+
+
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from sbe_gateway.server import gateway_main
     from venue.demo_client import DemoClient
@@ -139,6 +157,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     stop = StopSignal()
     supervisor = Supervisor(config, log)
     failure: str | None = None
+    metrics = None
     with stop.installed():
         try:
             ready = supervisor.start_engine()
@@ -157,6 +176,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     "previous run that did not stop cleanly (their sessions are gone)")
             gateway = supervisor.start_gateway(1, gateway_main, port=config.sbe.port)
             log(f"sbe gateway listening on {gateway['host']}:{gateway['port']} (pid {gateway['pid']})")
+            metrics = start_metrics(supervisor, log)
             stats = None
             if not args.no_demo:
                 # Order "d<n>" is clOrdId n: above every earlier run's, as the journal's cmd seq is.
@@ -189,6 +209,8 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             failure = f"demo flow: {exc}"
         finally:
             final = supervisor.stop()  # whatever happened: gateways, then the engine (journal flushed)
+            if metrics is not None:
+                metrics.close()
             if final and not failure:  # a clean stop: nothing in the rings is needed any more
                 from venue.engine_service import remove_run_dir
 

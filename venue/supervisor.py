@@ -167,9 +167,14 @@ class Supervisor:
                          f"listening on {info['host']}:{info['port']}")
         return None
 
+    def children(self) -> list[Child]:
+        return ([self.engine] if self.engine else []) + list(self.gateways)
+
+    def gateway_ids(self) -> list[int]:
+        return [child.args[1] for child in self.gateways]
+
     def sentinels(self) -> list[Any]:
-        children = ([self.engine] if self.engine else []) + self.gateways
-        return [c.process.sentinel for c in children if c.process is not None]
+        return [c.process.sentinel for c in self.children() if c.process is not None]
 
     def wait(self, timeout: float) -> None:
         """Sleep until a child exits or timeout passes."""
