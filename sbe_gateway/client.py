@@ -156,20 +156,20 @@ class SbeClient:
         return m.seq_num
 
     def cancel(self, *, cl_ord_id: int, orig_cl_ord_id: int = 0, order_id: int | None = None,
-               symbol_id: int = 0) -> int:
+               account_id: int = 0, symbol_id: int = 0) -> int:
         m = self._encode(codecs.CancelOrder)
         m.seq_num = self._seq()
         m.cl_ord_id, m.orig_cl_ord_id, m.order_id = cl_ord_id, orig_cl_ord_id, order_id
-        m.symbol_id = symbol_id
+        m.account_id, m.symbol_id = account_id, symbol_id
         self._send(m)
         return m.seq_num
 
     def replace(self, *, cl_ord_id: int, orig_cl_ord_id: int = 0, order_id: int | None = None, qty: int,
-                price: int | None = None, symbol_id: int = 0) -> int:
+                price: int | None = None, account_id: int = 0, symbol_id: int = 0) -> int:
         m = self._encode(codecs.ReplaceOrder)
         m.seq_num = self._seq()
         m.cl_ord_id, m.orig_cl_ord_id, m.order_id = cl_ord_id, orig_cl_ord_id, order_id
-        m.price, m.qty, m.symbol_id = price, qty, symbol_id
+        m.account_id, m.price, m.qty, m.symbol_id = account_id, price, qty, symbol_id
         self._send(m)
         return m.seq_num
 

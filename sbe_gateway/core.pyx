@@ -9,7 +9,7 @@ once per order is here, so a batch of frames costs one call from Python.
 Order ids: the engine's order id of a NewOrder is (account << 40) | clOrdId. It is unique per venue
 among live orders and the engine refuses a second live order with it (DUPLICATE_ORDER_ID), so a
 resent NewOrder can never create a second order, even across a gateway restart; cancels by
-origClOrdId need no lookup. A replace gives the order a new clOrdId: the gateway remembers that
+accountId (0 = the key's own) + origClOrdId need no lookup. A replace gives the order a new clOrdId: the gateway remembers that
 alias (new clOrdId -> order id) for later cancels and reports. clOrdId must be 1..2^40-1.
 Within this gateway's lifetime a clOrdId already used on the account is refused at once
 (DUPLICATE_CL_ORD_ID), also after its order finished.
@@ -455,10 +455,15 @@ cdef class GatewayCore:
             return 1
         return 0
 
-    cdef uint64_t _order_of(self, uint64_t account, uint64_t orig_cl_ord_id, uint64_t order_id):
-        """The engine order id named by orderId, else by origClOrdId (through a replace's alias)."""
+    cdef uint64_t _named_order(self, Session s, uint64_t account_id, uint64_t orig_cl_ord_id,
+                               uint64_t order_id):
+        """The engine order id named by orderId, else by accountId (0: the key's own) + origClOrdId,
+        through a replace's alias; 0 if accountId is not one this session may use."""
+        cdef uint64_t account
         if order_id:
             return order_id
+        if not self._resolve_account(s, account_id, &account):
+            return 0
         key = (account << CL_ORD_BITS) | orig_cl_ord_id
         return self.aliases.get(key, key)
 
@@ -595,8 +600,8 @@ cdef class GatewayCore:
         cdef uint64_t order_id
         if not self._admitted(s, seq, 11, now):
             return
-        order_id = self._order_of(s.account, m.get_orig_cl_ord_id(), m.get_order_id())
-        if (order_id >> CL_ORD_BITS) not in s.permitted:
+        order_id = self._named_order(s, m.get_account_id(), m.get_orig_cl_ord_id(), m.get_order_id())
+        if order_id == 0 or (order_id >> CL_ORD_BITS) not in s.permitted:
             self._cancel_reject(s, m.get_cl_ord_id(), m.get_orig_cl_ord_id(), m.get_order_id(), 0,
                                 codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.CANCEL, now)
             return
@@ -616,9 +621,9 @@ cdef class GatewayCore:
         if cl == 0 or cl > CL_ORD_MASK:
             self._send_reject(s, seq, 12, SESSION_REJECT.INVALID_VALUE, now)
             return
-        order_id = self._order_of(s.account, m.get_orig_cl_ord_id(), m.get_order_id())
+        order_id = self._named_order(s, m.get_account_id(), m.get_orig_cl_ord_id(), m.get_order_id())
         account = order_id >> CL_ORD_BITS
-        if account not in s.permitted:
+        if order_id == 0 or account not in s.permitted:
             self._cancel_reject(s, cl, m.get_orig_cl_ord_id(), m.get_order_id(), 0,
                                 codecs.RejectReason.ACCOUNT_NOT_PERMITTED, codecs.CxlRejResponseTo.REPLACE, now)
             return

@@ -21,8 +21,14 @@ needs_engine = pytest.mark.skipif(
 )
 
 
+# `venue run` in tests takes any free ports: the suite must pass beside a running venue (or suite).
+FREE_PORTS = ("--port", "0", "--set", "metrics.port=0")
+
+
 def venue(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if args[:1] == ("run",):
+        args = (*args, *FREE_PORTS)
     return subprocess.run([sys.executable, "-m", "venue", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -119,6 +125,7 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
     assert "trade #" in out  # the demo flow visibly trades
     assert re.search(r"\[\s*1\.\ds\] \d+ requests", out)
     assert "stopped (duration 1 s reached); journal flushed" in out
+    assert re.search(r"metrics at http://127\.0\.0\.1:\d+/metrics", out)
     journal = tmp_path / "var" / "journal"  # journal.path of the shipped config, relative to the cwd
     assert (journal / "data.mdb").is_file()
     rings = run_dir(load_config(CONFIG, [f"journal.path={journal}"]))
@@ -210,7 +217,7 @@ def test_run_refuses_a_core_mode_journal(tmp_path: Path) -> None:
 def test_sigint_stops_cleanly_with_the_journal_flushed(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "venue", "run", "--config", str(CONFIG), "--journal", "j",
-               "--duration", "0", "--quiet"]
+               "--duration", "0", "--quiet", *FREE_PORTS]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:

@@ -26,6 +26,8 @@ CONFIG = ROOT / "config" / "venue.toml"
 
 def venue(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if args[:1] == ("run",):  # any free ports: the suite must pass beside a running venue
+        args = (*args, "--port", "0", "--set", "metrics.port=0")
     return subprocess.run([sys.executable, "-m", "venue", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 

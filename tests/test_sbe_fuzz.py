@@ -39,6 +39,8 @@ BTC = 1
 MID = 6_000_000
 U64 = (1 << 64) - 1
 ORDER_ENTRY = (codecs.NewOrder, codecs.CancelOrder, codecs.ReplaceOrder, codecs.MassCancel)
+VERSION = codecs.SCHEMA_VERSION
+WRONG_VERSIONS = [0, VERSION - 1, VERSION + 1]  # version 1: the schema before accountId on cancels
 UNKNOWN_TEMPLATES = [0, 7, 8, 9, *range(21, 41)]
 
 # What a client may put in a field: plausible values (4 times in 5, so that many orders get deep
@@ -91,9 +93,9 @@ def hostile_session(rng: random.Random) -> list[tuple[str, Any]]:
         else:
             cls = rng.choice(ORDER_ENTRY)
             out.append(("bad header", rng.choice([  # never a message the gateway could take
-                (cls.TEMPLATE_ID, rng.choice([0, 2, 3]), rng.randbytes(cls.BLOCK_LENGTH)),  # version
-                (rng.choice(UNKNOWN_TEMPLATES), 1, rng.randbytes(rng.randint(0, 80))),
-                (cls.TEMPLATE_ID, 1, rng.randbytes(rng.choice([0, 8, cls.BLOCK_LENGTH - 1]))),  # length
+                (cls.TEMPLATE_ID, rng.choice(WRONG_VERSIONS), rng.randbytes(cls.BLOCK_LENGTH)),
+                (rng.choice(UNKNOWN_TEMPLATES), VERSION, rng.randbytes(rng.randint(0, 80))),
+                (cls.TEMPLATE_ID, VERSION, rng.randbytes(rng.choice([0, 8, cls.BLOCK_LENGTH - 1]))),  # length
             ])))
     roll = rng.random()
     if roll < 0.15:

@@ -139,6 +139,38 @@ def test_an_account_sees_and_touches_only_its_own_orders(venue: RunningVenue) ->
     report(alice, cl, codecs.ExecType.CANCELLED)
 
 
+def test_a_granted_key_names_the_other_accounts_orders_by_account_and_orig_cl_ord_id(
+        venue: RunningVenue) -> None:
+    owner = venue.client("demo-1")
+    demo1, demo3 = venue.accounts["demo-1"], venue.accounts["demo-3"]
+    desk = venue.connect()
+    desk.logon(*venue.new_key("demo-2", grants=[demo1]))
+    cl = next_id()
+    owner.new_order(cl_ord_id=cl, symbol_id=BTC, side=codecs.Side.SELL, qty=2, price=MID + 80_000)
+    report(owner, cl, NEW)
+    # Without accountId, origClOrdId is looked up on the desk key's own account: no such order there.
+    probe = next_id()
+    desk.cancel(cl_ord_id=probe, orig_cl_ord_id=cl)
+    assert report(desk, probe, template="CancelReject")["reason"] == codecs.RejectReason.UNKNOWN_ORDER
+    # An account the key was not granted: refused at the gateway, for a cancel and a replace.
+    for send in (desk.cancel, lambda **kw: desk.replace(qty=1, **kw)):
+        bad = next_id()
+        send(cl_ord_id=bad, orig_cl_ord_id=cl, account_id=demo3)
+        refused = report(desk, bad, template="CancelReject")
+        assert refused["reason"] == codecs.RejectReason.ACCOUNT_NOT_PERMITTED
+    # With the granted account: the replace and then the cancel (by the replace's new id) find the
+    # order, and both the desk and the owner's session hear of each.
+    new_cl = next_id()
+    desk.replace(cl_ord_id=new_cl, orig_cl_ord_id=cl, account_id=demo1, qty=3, price=MID + 80_000)
+    replaced = report(desk, new_cl, codecs.ExecType.REPLACED)
+    assert replaced["order_id"] == (demo1 << 40) | cl
+    assert (replaced["account_id"], replaced["leaves_qty"]) == (demo1, 3)
+    report(owner, new_cl, codecs.ExecType.REPLACED)
+    desk.cancel(cl_ord_id=next_id(), orig_cl_ord_id=new_cl, account_id=demo1)
+    assert report(desk, new_cl, codecs.ExecType.CANCELLED)["order_id"] == (demo1 << 40) | cl
+    assert report(owner, new_cl, codecs.ExecType.CANCELLED)["reason"] == codecs.RejectReason.USER_CANCEL
+
+
 def test_a_resent_client_order_id_never_makes_a_second_order(venue: RunningVenue) -> None:
     client = venue.client("demo-3")
     cl = next_id()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sbe_gateway.client import SbeClient
+from sbe_schemas import codecs
 from venue.config import VenueConfig, load_config
 from venue.keys import MASTER_KEY_ENV, KeyStore
 from venue.supervisor import Supervisor, temporary_venue
@@ -38,7 +39,8 @@ def next_id() -> int:
     return next(_cl_ord_ids)
 
 
-def frame(template: int, block: bytes, *, schema: int = 4201, version: int = 1, encoding: int = 0xEB50,
+def frame(template: int, block: bytes, *, schema: int = 4201, version: int = codecs.SCHEMA_VERSION,
+          encoding: int = 0xEB50,
           length: int | None = None, groups: bytes = b"") -> bytes:
     """A raw SBE frame (SOFH + message header + block + groups), right or wrong as asked."""
     body = struct.pack("<HHHH", len(block), template, schema, version) + block + groups
