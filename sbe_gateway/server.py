@@ -57,10 +57,11 @@ from sbe_gateway.core import (
 from sbe_schemas import codecs
 from venue.auth import check_logon
 from venue.config import VenueConfig
+from venue.counter_page import CounterPage
 from venue.cpu import use_cpus, use_rt_priority
 from venue.engine_service import COMMANDS_RING, OUTCOMES_RING, run_dir
 from venue.keys import KeyStore
-from venue.metrics import GATEWAY_COUNTERS, gateway_page, open_page
+from venue.metrics import GATEWAY_COUNTERS, gateway_page
 from venue.supervisor import StopSignal
 
 MAX_ACCOUNT = (1 << 24) - 1  # sbe_gateway/core.pyx: order ids are (account << 40) | clOrdId
@@ -115,7 +116,7 @@ class GatewayServer:
         self.next_number = 1
         self.closed_sessions = 0
         # Prometheus (venue/metrics.py): copied to the shared page on the timer, never per message
-        self.page = open_page(rings, gateway_page(gateway_id), GATEWAY_COUNTERS)
+        self.page = CounterPage(rings / gateway_page(gateway_id), GATEWAY_COUNTERS)
         self.logons = 0
         self.logon_rejects = 0
         self.cod_cancels = 0

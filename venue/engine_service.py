@@ -29,9 +29,9 @@ from core_cython.envelope import OUTCOME_SIZE, REQUEST_SIZE, BatchIO
 from core_cython.records import new_commands
 from core_cython.ring import WAIT_STRATEGIES, Ring
 from venue.config import VenueConfig
-from venue.counter_page import PUBLISH_NS
+from venue.counter_page import PUBLISH_NS, CounterPage
 from venue.cpu import use_cpus, use_rt_priority
-from venue.metrics import ENGINE_COUNTERS, ENGINE_PAGE, open_page
+from venue.metrics import ENGINE_COUNTERS, ENGINE_PAGE
 from venue.supervisor import StopSignal
 
 COMMANDS_RING = "commands.ring"
@@ -79,7 +79,7 @@ class EngineService:
         self._io = BatchIO(self.commands, self.outcomes, self._cmds, self.max_batch)
         self._strategy = WAIT_STRATEGIES.index(self.wait)
         # Prometheus (venue/metrics.py): BatchIO counts, copied to the shared page now and then
-        self.page = open_page(self.dir, ENGINE_PAGE, ENGINE_COUNTERS)
+        self.page = CounterPage(self.dir / ENGINE_PAGE, ENGINE_COUNTERS)
         self._next_page_ns = 0
 
     @staticmethod

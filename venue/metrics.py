@@ -33,7 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from core_cython.envelope import BATCH_BOUNDS_US
-from venue.counter_page import CounterPage, read_page
+from venue.counter_page import read_page
 
 PREFIX = "venue_"
 ENGINE_PAGE = "engine.counters"
@@ -90,10 +90,6 @@ def gateway_page(gateway_id: int) -> str:
     return f"sbe-gateway-{gateway_id}.counters"
 
 
-def open_page(run_dir: Path, name: str, counters: tuple[str, ...]) -> CounterPage:
-    return CounterPage(run_dir / name, counters)
-
-
 # ---------------------------------------------------------------------------- the supervisor's side
 
 
@@ -108,9 +104,9 @@ class ProcessView:
     restarts: int
 
 
-def _family(family: Family, documentation: str | None = None, labels: tuple[str, ...] = ()) -> Metric:
+def _family(family: Family, labels: tuple[str, ...] = ()) -> Metric:
     cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
-    return cls(PREFIX + family.name, documentation or family.help, labels=list(labels))
+    return cls(PREFIX + family.name, family.help, labels=list(labels))
 
 
 def _proc_usage(pid: int) -> tuple[float, int] | None:
@@ -138,10 +134,11 @@ class VenueCollector(Collector):
         self._bad_pages: set[str] = set()
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._processes()
+        views = self.processes()
+        yield from self._processes(views)
         yield from self._engine()
         yield from self._gateways()
-        yield from self._rings()
+        yield from self._rings(views)
         yield from self._journal()
 
     def _read(self, name: str, counters: tuple[str, ...]) -> dict[str, int] | None:
@@ -154,7 +151,7 @@ class VenueCollector(Collector):
             return None
         return None if reading is None else reading.values
 
-    def _processes(self) -> Iterator[Metric]:
+    def _processes(self, views: list[ProcessView]) -> Iterator[Metric]:
         up = GaugeMetricFamily(PREFIX + "process_up", "1 if the process is running", labels=["process"])
         restarts = CounterMetricFamily(PREFIX + "process_restarts", "Restarts by the supervisor",
                                        labels=["process"])
@@ -162,7 +159,7 @@ class VenueCollector(Collector):
                                   labels=["process"])
         rss = GaugeMetricFamily(PREFIX + "process_resident_memory_bytes", "Resident memory",
                                 labels=["process"])
-        for view in self.processes():
+        for view in views:
             up.add_metric([view.name], 1.0 if view.alive else 0.0)
             restarts.add_metric([view.name], view.restarts)
             usage = _proc_usage(view.pid) if view.alive and view.pid else None
@@ -201,7 +198,7 @@ class VenueCollector(Collector):
                 metric.add_metric([gateway], values[family.name])
             yield metric
 
-    def _rings(self) -> Iterator[Metric]:
+    def _rings(self, views: list[ProcessView]) -> Iterator[Metric]:
         from core_cython.broadcast import BroadcastMonitor
         from core_cython.ring import Ring
         from venue.engine_service import COMMANDS_RING, OUTCOMES_RING
@@ -231,7 +228,7 @@ class VenueCollector(Collector):
             outcomes.close()
         total = CounterMetricFamily(PREFIX + "outcome_ring_published", "Outcomes ever published on this ring")
         total.add_metric([], published)
-        names = {view.pid: view.name for view in self.processes() if view.pid}
+        names = {view.pid: view.name for view in views if view.pid}
         lag = GaugeMetricFamily(PREFIX + "outcome_ring_reader_lag",
                                 "Outcomes published that this reader has not read yet", labels=["process"])
         for consumer in consumers:
