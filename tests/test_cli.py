@@ -13,24 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.venue_harness import FREE_PORTS, venue_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "venue.toml"
 
 needs_engine = pytest.mark.skipif(
     not any((ROOT / "core_cython").glob("engine*.so")), reason="the engine extension is not built"
 )
-
-
-# `venue run` in tests takes any free ports: the suite must pass beside a running venue (or suite).
-FREE_PORTS = ("--port", "0", "--set", "metrics.port=0")
-
-
-def venue(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if args[:1] == ("run",):
-        args = (*args, *FREE_PORTS)
-    return subprocess.run([sys.executable, "-m", "venue", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -48,7 +38,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
      ["ledger", "--help"], ["ledger", "statement", "--help"], ["ledger", "check", "--help"]],
 )
 def test_help_for_every_command(tmp_path: Path, args: list[str]) -> None:
-    result = venue(*args, cwd=tmp_path)
+    result = venue_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: venue")
 
@@ -75,7 +65,7 @@ def test_help_for_every_command(tmp_path: Path, args: list[str]) -> None:
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = venue(*args, cwd=tmp_path)
+    result = venue_cli(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert one_line_error(result).startswith(expected)
 
@@ -94,7 +84,7 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], exp
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = venue(*args, cwd=tmp_path)
+    result = venue_cli(*args, cwd=tmp_path)
     assert result.returncode == 1
     assert expected in one_line_error(result)
 
@@ -102,7 +92,7 @@ def test_bad_config_is_one_line(tmp_path: Path, args: list[str], expected: str) 
 @needs_engine
 @pytest.mark.parametrize("tool", ["inspect", "replay", "verify"])
 def test_journal_tools_on_a_missing_journal(tmp_path: Path, tool: str) -> None:
-    result = venue("journal", tool, "nowhere", cwd=tmp_path)
+    result = venue_cli("journal", tool, "nowhere", cwd=tmp_path)
     assert result.returncode == 1
     assert one_line_error(result) == f"venue journal {tool}: error: no journal at nowhere (missing data.mdb)"
 
@@ -118,7 +108,7 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
     from venue.config import load_config
     from venue.engine_service import run_dir
 
-    result = venue("run", "--config", str(CONFIG), "--duration", "1", cwd=tmp_path)
+    result = venue_cli("run", "--config", str(CONFIG), "--duration", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     out = result.stdout
@@ -131,20 +121,20 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
     rings = run_dir(load_config(CONFIG, [f"journal.path={journal}"]))
     assert f"rings in {rings}" in out and not rings.exists()  # a clean stop leaves no rings in /dev/shm
 
-    verify = venue("journal", "verify", str(journal), cwd=tmp_path)
+    verify = venue_cli("journal", "verify", str(journal), cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "OK: every check passed" in verify.stdout
     assert final_hash(verify.stdout) == final_hash(out)
 
-    replay = venue("journal", "replay", str(journal), cwd=tmp_path)
+    replay = venue_cli("journal", "replay", str(journal), cwd=tmp_path)
     assert replay.returncode == 0
     assert replay.stdout == f"state hash {final_hash(out)}\n"
 
-    ledger = venue("ledger", "check", cwd=tmp_path)  # the config's journal.path, as venue run
+    ledger = venue_cli("ledger", "check", cwd=tmp_path)  # the config's journal.path, as venue run
     assert ledger.returncode == 0, ledger.stdout + ledger.stderr
     assert ledger.stdout.startswith("OK: the ledger of var/journal holds every invariant")
 
-    inspect = venue("journal", "inspect", str(journal), cwd=tmp_path)
+    inspect = venue_cli("journal", "inspect", str(journal), cwd=tmp_path)
     assert inspect.returncode == 0
     assert re.search(r"^commands +seq 1\.\.", inspect.stdout, re.M)
     assert re.search(r"^ +1 +BTC-USDT +tick 0\.01 +lot 0\.0001$", inspect.stdout, re.M)
@@ -153,7 +143,7 @@ def test_run_for_a_second_leaves_a_journal_that_verifies(tmp_path: Path) -> None
 @needs_engine
 def test_run_by_order_count_and_resume(tmp_path: Path) -> None:
     args = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "500", "--rate", "0", "--quiet"]
-    first = venue(*args, "--durability", "async", "--seed", "1", cwd=tmp_path)
+    first = venue_cli(*args, "--durability", "async", "--seed", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "trade #" not in first.stdout  # --quiet
     assert "stopped (500 requests sent)" in first.stdout
@@ -162,13 +152,13 @@ def test_run_by_order_count_and_resume(tmp_path: Path) -> None:
     assert "created demo-1, demo-2, demo-3, demo-4, each funded with 100 BTC, 1000 ETH, 10000000 USDT" \
         in first.stdout
     # A second run recovers the journal, keeps the instruments and accounts and continues the sequence.
-    second = venue(*args, "--snapshot-interval", "100", cwd=tmp_path)
+    second = venue_cli(*args, "--snapshot-interval", "100", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     # Setup, once: 3 assets, 2 instruments, 3 fee tiers + 2 limits, 4 accounts x (create + 3 deposits) = 26
     # commands, then 500 requests; nothing new to define or fund.
     assert "recovered at cmd seq 526, event seq" in second.stdout and "(new:" not in second.stdout
     assert "created" not in second.stdout
-    verify = venue("journal", "verify", "j", cwd=tmp_path)
+    verify = venue_cli("journal", "verify", "j", cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout
     assert final_hash(verify.stdout) == final_hash(second.stdout)
     assert "snapshots   0 checked" not in verify.stdout  # snapshots were taken and checked
@@ -177,8 +167,8 @@ def test_run_by_order_count_and_resume(tmp_path: Path) -> None:
 @needs_engine
 def test_a_journal_rejects_a_changed_instrument(tmp_path: Path) -> None:
     base = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "10", "--rate", "0", "--quiet"]
-    assert venue(*base, cwd=tmp_path).returncode == 0
-    changed = venue(*base, "--set", "instruments.BTC-USDT.lot_size=0.001",
+    assert venue_cli(*base, cwd=tmp_path).returncode == 0
+    changed = venue_cli(*base, "--set", "instruments.BTC-USDT.lot_size=0.001",
                     "--set", "instruments.BTC-USDT.min_qty=0.001", cwd=tmp_path)
     assert changed.returncode == 1
     assert "instrument BTC-USDT: config has lot_size 0.001, the journal 0.0001" in one_line_error(changed)
@@ -187,16 +177,16 @@ def test_a_journal_rejects_a_changed_instrument(tmp_path: Path) -> None:
 @needs_engine
 def test_a_journal_rejects_a_changed_asset_and_resends_changed_fees(tmp_path: Path) -> None:
     base = ["run", "--config", str(CONFIG), "--journal", "j", "--orders", "10", "--rate", "0", "--quiet"]
-    assert venue(*base, cwd=tmp_path).returncode == 0
-    changed = venue(*base, "--set", "assets.BTC.decimals=6", cwd=tmp_path)
+    assert venue_cli(*base, cwd=tmp_path).returncode == 0
+    changed = venue_cli(*base, "--set", "assets.BTC.decimals=6", cwd=tmp_path)
     assert "asset BTC: config has decimals 6, the journal 8; a defined asset cannot change" \
         in one_line_error(changed)
     # Fees and limits may change: only the differences are sent (2 tiers + limits of BTC-USDT).
-    fees = venue(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
+    fees = venue_cli(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
     assert fees.returncode == 0, fees.stderr
-    inspect = venue("journal", "inspect", "j", cwd=tmp_path)
+    inspect = venue_cli("journal", "inspect", "j", cwd=tmp_path)
     assert "'BTC-USDT': {'fees': {'0': [2, 7], '1': [-1, 4]}" in inspect.stdout
-    same = venue(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
+    same = venue_cli(*base, "--set", "instruments.BTC-USDT.fees.0.taker_bps=7", cwd=tmp_path)
     before = int(re.search(r"recovered at cmd seq (\d+)", fees.stdout).group(1))
     after = int(re.search(r"recovered at cmd seq (\d+)", same.stdout).group(1))
     assert after == before + 3 + 10  # the change once, then the orders; the same again sends nothing
@@ -208,7 +198,7 @@ def test_run_refuses_a_core_mode_journal(tmp_path: Path) -> None:
     from journal import JournaledEngine
 
     JournaledEngine.open(tmp_path / "j", funds=False).close()
-    result = venue("run", "--config", str(CONFIG), "--journal", "j", "--orders", "1", cwd=tmp_path)
+    result = venue_cli("run", "--config", str(CONFIG), "--journal", "j", "--orders", "1", cwd=tmp_path)
     assert one_line_error(result) == ("venue run: error: journal at j was created in core mode (no funds); "
                                       "it cannot be opened in funds mode")
 
@@ -232,7 +222,7 @@ def test_sigint_stops_cleanly_with_the_journal_flushed(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 0, err
     assert "stopped (SIGINT); journal flushed" in out
-    verify = venue("journal", "verify", "j", cwd=tmp_path)
+    verify = venue_cli("journal", "verify", "j", cwd=tmp_path)
     assert verify.returncode == 0 and final_hash(verify.stdout) == final_hash(out)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,17 +17,10 @@ from core_cython.records import EventType, PostingKind  # noqa: E402
 from journal import Journal, JournaledEngine, RecordKind  # noqa: E402
 from journal.flow import instrument_commands  # noqa: E402
 from journal.format import batch_records, decode_batch_header, encode_batch, seq_key  # noqa: E402
+from tests.venue_harness import venue_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "venue.toml"
-
-
-def venue(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if args[:1] == ("run",):  # any free ports: the suite must pass beside a running venue
-        args = (*args, "--port", "0", "--set", "metrics.port=0")
-    return subprocess.run([sys.executable, "-m", "venue", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -44,20 +35,20 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 def run_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A journal of `venue run`: 4 funded demo accounts, 400 demo orders (it trades)."""
     cwd = tmp_path_factory.mktemp("run")
-    result = venue("run", "--config", str(CONFIG), "--journal", "j", "--orders", "400", "--rate", "0",
+    result = venue_cli("run", "--config", str(CONFIG), "--journal", "j", "--orders", "400", "--rate", "0",
                    "--durability", "async", "--quiet", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return cwd / "j"
 
 
 def test_check_passes_on_a_venue_run_journal(run_journal: Path) -> None:
-    result = venue("ledger", "check", "--journal", str(run_journal), cwd=run_journal.parent)
+    result = venue_cli("ledger", "check", "--journal", str(run_journal), cwd=run_journal.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"OK: the ledger of {run_journal} holds every invariant (7 accounts, ")
 
 
 def test_statement_lists_postings_with_running_balances(run_journal: Path) -> None:
-    result = venue("ledger", "statement", "demo-1", "--journal", str(run_journal), "--json",
+    result = venue_cli("ledger", "statement", "demo-1", "--journal", str(run_journal), "--json",
                    cwd=run_journal.parent)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -80,7 +71,7 @@ def test_statement_lists_postings_with_running_balances(run_journal: Path) -> No
     assert all(r["counterparty"].startswith("demo-") for r in trades)
     assert any("fee" in r for r in trades if r["asset"] == "USDT")
 
-    usdt = venue("ledger", "statement", "demo-1", "--asset", "USDT", "--journal", str(run_journal),
+    usdt = venue_cli("ledger", "statement", "demo-1", "--asset", "USDT", "--journal", str(run_journal),
                  cwd=run_journal.parent)
     assert usdt.returncode == 0, usdt.stderr
     lines = usdt.stdout.splitlines()
@@ -92,7 +83,7 @@ def test_statement_lists_postings_with_running_balances(run_journal: Path) -> No
 
 
 def test_the_fee_account_collects(run_journal: Path) -> None:
-    result = venue("ledger", "statement", "@fees", "--journal", str(run_journal), "--json",
+    result = venue_cli("ledger", "statement", "@fees", "--journal", str(run_journal), "--json",
                    cwd=run_journal.parent)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows and {r["kind"] for r in rows} == {"fee"}
@@ -109,16 +100,16 @@ def test_the_fee_account_collects(run_journal: Path) -> None:
     ],
 )
 def test_statement_errors_are_one_line(run_journal: Path, args: list[str], message: str) -> None:
-    result = venue("ledger", *args, "--journal", str(run_journal), cwd=run_journal.parent)
+    result = venue_cli("ledger", *args, "--journal", str(run_journal), cwd=run_journal.parent)
     assert one_line_error(result).startswith(f"venue ledger statement: error: {message}")
 
 
 def test_ledger_tools_on_a_missing_or_core_journal(tmp_path: Path) -> None:
-    missing = venue("ledger", "check", "--journal", "nowhere", cwd=tmp_path)
+    missing = venue_cli("ledger", "check", "--journal", "nowhere", cwd=tmp_path)
     assert one_line_error(missing) == "venue ledger check: error: no journal at nowhere (missing data.mdb)"
     with JournaledEngine.open(tmp_path / "core", funds=False) as je:
         je.submit(instrument_commands(1), 1)
-    core = venue("ledger", "check", "--journal", "core", cwd=tmp_path)
+    core = venue_cli("ledger", "check", "--journal", "core", cwd=tmp_path)
     assert one_line_error(core) == ("venue ledger check: error: journal at core runs the engine in core "
                                     "mode: it has no ledger")
 
@@ -146,11 +137,11 @@ def doctor_first_deposit(path: Path) -> int:
 
 
 def test_check_fails_on_a_doctored_journal(tmp_path: Path) -> None:
-    result = venue("run", "--config", str(CONFIG), "--journal", "j", "--orders", "50", "--rate", "0",
+    result = venue_cli("run", "--config", str(CONFIG), "--journal", "j", "--orders", "50", "--rate", "0",
                    "--durability", "async", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     seq = doctor_first_deposit(tmp_path / "j")
-    check = venue("ledger", "check", "--journal", "j", cwd=tmp_path)
+    check = venue_cli("ledger", "check", "--journal", "j", cwd=tmp_path)
     assert check.returncode == 1, check.stdout
     lines = check.stdout.splitlines()
     assert lines[-1] == "DAMAGED: the ledger of j breaks its invariants (see above)"

@@ -47,13 +47,20 @@ def frame(template: int, block: bytes, *, schema: int = 4201, version: int = cod
     return struct.pack(">IH", length if length is not None else 6 + len(body), encoding) + body
 
 
-def venue_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+# `venue run` in tests takes any free ports: the suite must pass beside a running venue (or suite).
+FREE_PORTS = ("--port", "0", "--set", "metrics.port=0")
+
+
+def venue_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`venue ARGS...` in a subprocess, as an operator runs it (no master key in the environment:
-    the key store's master.key file is used)."""
+    the key store's master.key file is used); `venue run` gets FREE_PORTS."""
     env = {k: v for k, v in os.environ.items() if k != MASTER_KEY_ENV}
     env["PYTHONPATH"] = str(ROOT)
     command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "venue"]
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    if args[:1] == ("run",):
+        args = (*args, *FREE_PORTS)
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
