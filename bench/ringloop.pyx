@@ -4,9 +4,8 @@
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from core_cython.ring cimport Ring
+from core_cython.ring cimport Ring, now_ns
 
 from core_cython.ring import WAIT_STRATEGIES
 
@@ -22,12 +21,6 @@ cdef extern from *:
     """
     void bench_yield() nogil
     void bench_sleep_ns(long ns) nogil
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec t
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return t.tv_sec * 1000000000 + t.tv_nsec
 
 
 def pump(Ring ring, records, uint64_t count, uint64_t ts_offset=8, int64_t interval_ns=0) -> tuple:

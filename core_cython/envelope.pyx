@@ -21,12 +21,11 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from core_cython.broadcast cimport Broadcast
 from core_cython.envelope cimport BATCH_BUCKETS, OUTCOME_LAST_OF_COMMAND, Origin, Outcome, Request
 from core_cython.records cimport EV_POSTING, OP_MASS_CANCEL, OP_NEW, Command, Event
-from core_cython.ring cimport Ring
+from core_cython.ring cimport Ring, now_ns
 
 cnp.import_array()
 
@@ -35,12 +34,6 @@ DEF OP_REFUSED = 0  # not an op: the engine answers REJECTED(UNKNOWN_OP)
 REQUEST_SIZE = sizeof(Request)
 OUTCOME_SIZE = sizeof(Outcome)
 BATCH_BOUNDS_US = tuple(1 << i for i in range(BATCH_BUCKETS - 1))  # then +Inf
-
-
-cdef inline int64_t _now_ns() noexcept nogil:
-    cdef timespec t
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return t.tv_sec * 1000000000 + t.tv_nsec
 
 
 cdef inline int _bucket(int64_t took_ns) noexcept nogil:
@@ -139,7 +132,7 @@ cdef class BatchIO:
             n = self.ring.take_ptr(<unsigned char*>self.raw, self.max_batch, strategy, timeout_ns, stall_ns,
                                    spin_ns)
             if n:
-                self.taken_ns = _now_ns()
+                self.taken_ns = now_ns()
                 self.refused += _split(self.raw, n, self.cmd, self.origins)
         self.n_taken = n
         return n
@@ -176,7 +169,7 @@ cdef class BatchIO:
         return m
 
     cdef void _count(self, Py_ssize_t n_events, Py_ssize_t m) noexcept:
-        cdef int64_t now = _now_ns()
+        cdef int64_t now = now_ns()
         self.batches += 1
         self.commands_done += self.n_taken
         self.events_done += n_events

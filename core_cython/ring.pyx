@@ -30,7 +30,6 @@ grow, lap after lap, so no CAS can succeed on a value from an earlier lap.
 
 from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 import mmap
 import os
@@ -105,12 +104,6 @@ WAIT_STRATEGIES = ("spin", "yield", "block")
 cdef enum:
     BLOCK_SPIN_NS = 20000   # "block" polls this long before sleeping on the futex (by default)
     STALL_RECHECK_NS = 1000000  # how often a consumer blocked behind an unpublished claim looks again
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec t
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return t.tv_sec * 1000000000 + t.tv_nsec
 
 
 def ring_bytes(uint64_t capacity, uint32_t slot_size) -> int:
